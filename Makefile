@@ -1,0 +1,49 @@
+# Everything a user or CI needs, from a fresh clone: `make demo`, `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+KAFKA := compose/local/kafka.sh
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## Show the targets
+	@grep -hE '^[a-z][a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+.PHONY: venv
+venv: $(STAMP) ## Create the virtual env and install the bridge with its dev tools
+
+.PHONY: kafka-up
+kafka-up: ## Start the local Kafka broker (KRaft, 127.0.0.1:9092); idempotent
+	$(KAFKA) up
+
+.PHONY: kafka-down
+kafka-down: ## Stop the local Kafka broker started by kafka-up
+	$(KAFKA) down
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check bridge tests
+	$(BIN)/ruff format --check bridge tests
+	$(BIN)/mypy
+
+.PHONY: test
+test: $(STAMP) kafka-up ## Lint, then the whole test suite against the real broker
+	$(MAKE) lint
+	$(BIN)/pytest
+
+.PHONY: demo
+demo: $(STAMP) kafka-up ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops it)
+	$(BIN)/bridge demo
+
+.PHONY: clean
+clean: kafka-down ## Stop the broker and remove local state
+	rm -rf .local

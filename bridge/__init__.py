@@ -1,0 +1,1 @@
+"""Change-data-capture bridge between Dynamics 365 Sales and Finance and Operations, through Kafka."""

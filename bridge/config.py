@@ -1,0 +1,144 @@
+"""Settings, read once from the environment (prefix ``BRIDGE_``, nested delimiter ``__``).
+
+Every default points at the local stack (``make kafka-up`` and ``bridge emulate``), so
+``bridge run`` with no settings at all works on a developer machine. Secrets are
+``SecretStr``: they print as ``**********`` and are only unwrapped where a request is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Where the broker is and how the bridge names and sizes its topics."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic_prefix: str = "p2c"
+    partitions: int = Field(default=3, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    client_id: str = "bridge"
+    linger_ms: int = Field(default=5, ge=0)
+    max_batch_records: int = Field(default=500, ge=1)
+    request_timeout_ms: int = Field(default=30_000, ge=1_000)
+
+
+class ApiSettings(_Section):
+    """A Dynamics API endpoint plus the bridge's own client-credentials identity there."""
+
+    base_url: str
+    tenant: str = "emulated-tenant"
+    authority: str | None = None
+    scope: str | None = None
+    client_id: str = "bridge-local"
+    client_secret: SecretStr = SecretStr("bridge-local-secret")
+    timeout_seconds: float = Field(default=30.0, gt=0)
+    max_connections: int = Field(default=20, ge=1)
+
+    @field_validator("base_url", "authority")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 v2.0 token endpoint: ``{authority}/{tenant}/oauth2/v2.0/token``."""
+        return f"{self.authority or self.base_url}/{self.tenant}/oauth2/v2.0/token"
+
+    @property
+    def token_scope(self) -> str:
+        """The ``.default`` scope of the resource, derived from the base URL unless set."""
+        return self.scope or f"{self.base_url}/.default"
+
+
+class SalesSettings(ApiSettings):
+    """Dataverse (Dynamics 365 Sales). Real service: ``https://<org>.crm.dynamics.com``."""
+
+    base_url: str = "http://127.0.0.1:8081"
+    api_path: str = "/api/data/v9.2"
+
+
+class FnoSettings(ApiSettings):
+    """Finance and Operations. Real service: ``https://<env>.operations.dynamics.com``."""
+
+    base_url: str = "http://127.0.0.1:8082"
+    api_path: str = "/data"
+    default_company: str = "usmf"
+
+
+class WebhookSettings(_Section):
+    """The receiver that Dataverse webhooks and F&O business events post to."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=0, le=65535)
+    public_url: str | None = None
+    key: SecretStr = SecretStr("local-webhook-key")
+    max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+
+    @property
+    def url(self) -> str:
+        """The base URL the source systems are told to call."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class PollerSettings(_Section):
+    """Dataverse change tracking: the fallback and catch-up path."""
+
+    enabled: bool = True
+    interval_seconds: float = Field(default=5.0, gt=0)
+    page_size: int = Field(default=500, ge=1, le=5000)
+
+
+class RetrySettings(_Section):
+    """The one retry policy for calls to the Dynamics APIs."""
+
+    max_attempts: int = Field(default=6, ge=1)
+    initial_backoff_seconds: float = Field(default=0.2, gt=0)
+    max_backoff_seconds: float = Field(default=30.0, gt=0)
+    max_retry_after_seconds: float = Field(default=120.0, gt=0)
+
+
+class FlowSettings(_Section):
+    """Which flows run and how each consumer batches."""
+
+    enabled: list[str] = Field(default_factory=lambda: ["accounts"])
+    templates_file: Path | None = None
+    consumer_group_prefix: str = "bridge"
+    apply_concurrency: int = Field(default=8, ge=1)
+    blocked_retry_seconds: float = Field(default=5.0, gt=0)
+
+
+class LogSettings(_Section):
+    """Logging: JSON lines when not on a terminal, readable lines on one."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """All settings of one bridge process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BRIDGE_",
+        env_nested_delimiter="__",
+        frozen=True,
+        extra="ignore",
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    sales: SalesSettings = SalesSettings()
+    fno: FnoSettings = FnoSettings()
+    webhook: WebhookSettings = WebhookSettings()
+    poller: PollerSettings = PollerSettings()
+    retry: RetrySettings = RetrySettings()
+    flows: FlowSettings = FlowSettings()
+    log: LogSettings = LogSettings()

@@ -1,0 +1,116 @@
+"""Durable key/value state in a compacted Kafka topic (delta tokens, applied versions).
+
+On start the whole topic is read into memory; :meth:`StateStore.put` writes through and
+returns only after the broker acknowledged, so state survives a crash of the process. The
+topic is compacted, so it holds one record per key however long the bridge runs.
+"""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from bridge.config import KafkaSettings
+from bridge.errors import PublishFailed
+from bridge.kafka.topics import state_topic
+
+log = structlog.get_logger(__name__)
+
+
+class StateStore:
+    """Async context manager: loads the state topic on enter, writes through on ``put``."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self._settings = settings
+        self._topic = state_topic(settings)
+        self._values: dict[str, Any] = {}
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-state",
+            acks="all",
+            enable_idempotence=True,
+        )
+
+    async def __aenter__(self) -> Self:
+        await self._load()
+        await self._producer.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._producer.stop()
+
+    def get(self, key: str) -> Any:
+        """The stored value, or ``None``."""
+        return self._values.get(key)
+
+    async def put(self, key: str, value: Any) -> None:
+        """Store ``value`` (JSON-serialisable) durably; ``None`` deletes the key."""
+        payload = None if value is None else json.dumps(value, sort_keys=True).encode()
+        try:
+            await self._producer.send_and_wait(self._topic, payload, key=key.encode())
+        except KafkaError as exc:
+            raise PublishFailed(f"state write failed: {exc.__class__.__name__}") from exc
+        if value is None:
+            self._values.pop(key, None)
+        else:
+            self._values[key] = value
+
+    async def put_many(self, values: dict[str, Any]) -> None:
+        """Store several values; returns after all are acknowledged."""
+        try:
+            futures = [
+                await self._producer.send(
+                    self._topic, json.dumps(v, sort_keys=True).encode(), key=k.encode()
+                )
+                for k, v in values.items()
+            ]
+            for future in futures:
+                await future
+        except KafkaError as exc:
+            raise PublishFailed(f"state write failed: {exc.__class__.__name__}") from exc
+        self._values.update(values)
+
+    async def _load(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._settings.bootstrap_servers,
+            client_id=f"{self._settings.client_id}-state-loader",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            partitions = consumer.partitions_for_topic(self._topic) or {0}
+            tps = [TopicPartition(self._topic, p) for p in partitions]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            end = await consumer.end_offsets(tps)
+            remaining = {tp: end[tp] for tp in tps if end[tp] > 0}
+            while remaining:
+                batch = await consumer.getmany(*remaining, timeout_ms=1000)
+                for records in batch.values():
+                    for record in records:
+                        self._apply(record.key, record.value)
+                for tp in list(remaining):
+                    if await consumer.position(tp) >= remaining[tp]:
+                        remaining.pop(tp)
+        finally:
+            await consumer.stop()
+        log.info("state_loaded", topic=self._topic, keys=len(self._values))
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:
+            self._values.pop(key.decode(), None)
+        else:
+            self._values[key.decode()] = json.loads(value)

@@ -1,0 +1,144 @@
+"""Declarative flow templates: a flow is data, validated once when it is loaded.
+
+A template names its source entity and target entity set, the target key, a selection
+filter, the field rules (source attribute, constant, default, value map, transform) and the
+value maps. The shipped templates live in ``bridge/templates/*.json``; a user file can
+override any of their values without code changes (see :mod:`bridge.mapping.loader`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bridge.contract.envelope import System
+
+Transform = Literal["str", "upper", "lower", "strip", "int", "decimal", "yes_no", "bool"]
+Comparison = Literal["eq", "ne", "in", "not_in", "empty", "not_empty"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ValueMap(_Model):
+    """Translate source values to target values.
+
+    Lookups ignore case and surrounding blanks. A blank source value uses the ``""`` entry
+    when there is one (the spec's "Blank → US" rule). A value not in the map passes through
+    unchanged unless ``strict`` is set, in which case it is a mapping error.
+    """
+
+    values: dict[str, Any]
+    strict: bool = False
+
+
+class FieldRule(_Model):
+    """How one target field gets its value.
+
+    Order: ``constant`` wins outright; else the ``source`` attribute, through ``value_map``
+    and ``transform``; a result that is missing or blank becomes ``default``. A ``required``
+    field that is still empty makes the event a mapping error.
+    """
+
+    target: str
+    source: str | None = None
+    constant: Any = None
+    default: Any = None
+    value_map: str | None = None
+    transform: Transform | None = None
+    required: bool = False
+    max_length: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _has_a_value(self) -> FieldRule:
+        if self.source is None and self.constant is None and self.default is None:
+            raise ValueError(f"field {self.target!r} needs a source, a constant or a default")
+        return self
+
+
+class Condition(_Model):
+    """One test of a source attribute; a template's filter is a list that must all hold."""
+
+    field: str
+    op: Comparison = "eq"
+    value: Any = None
+
+
+class SourceRef(_Model):
+    """The captured entity a template reads (a row of the source catalog)."""
+
+    system: System
+    entity: str
+
+
+class TargetRef(_Model):
+    """The entity set a template writes, its key fields and where the company goes."""
+
+    system: System
+    entity_set: str
+    key: list[str] = Field(min_length=1)
+    company_field: str | None = None
+
+
+class Template(_Model):
+    """One flow, as data."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    title: str
+    source: SourceRef
+    target: TargetRef
+    filter: list[Condition] = Field(default_factory=list)
+    fields: list[FieldRule] = Field(min_length=1)
+    value_maps: dict[str, ValueMap] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    apply_deletes: bool = False
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Template:
+        targets = [rule.target for rule in self.fields]
+        duplicates = {t for t in targets if targets.count(t) > 1}
+        if duplicates:
+            raise ValueError(f"fields mapped twice: {sorted(duplicates)}")
+        missing_maps = {r.value_map for r in self.fields if r.value_map} - set(self.value_maps)
+        if missing_maps:
+            raise ValueError(f"unknown value maps: {sorted(m for m in missing_maps if m)}")
+        company = {self.target.company_field} if self.target.company_field else set()
+        unmapped_keys = set(self.target.key) - set(targets) - company
+        if unmapped_keys:
+            raise ValueError(f"key fields without a rule: {sorted(unmapped_keys)}")
+        return self
+
+    def override(self, changes: dict[str, Any]) -> Template:
+        """Return a copy with user overrides applied (validated like the original)."""
+        return Template.model_validate(_deep_merge(self.model_dump(mode="json"), changes))
+
+
+def _deep_merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if key == "fields" and isinstance(value, list):
+            merged[key] = _merge_fields(base.get("fields", []), value)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merge_fields(
+    base: list[dict[str, Any]], changes: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Field overrides match on ``target``; ``{"target": X, "remove": true}`` drops a rule."""
+    by_target = {rule["target"]: rule for rule in base}
+    for change in changes:
+        target = change["target"]
+        if change.get("remove"):
+            by_target.pop(target, None)
+        elif target in by_target:
+            by_target[target] = {**by_target[target], **change}
+        else:
+            by_target[target] = change
+    return list(by_target.values())

@@ -1,0 +1,162 @@
+"""The webhook receiver: Dataverse webhooks in, change events on Kafka out.
+
+What each request gets (always a JSON body ``{"error": {"code", "message"}}`` on failure):
+
+=====================================  ======  =========================================
+Request                                 Status  Published
+=====================================  ======  =========================================
+valid notification, Kafka acknowledged  200     the change event (once per version)
+missing or wrong key (``?code=``)       401     nothing
+body over ``max_body_bytes``            413     nothing
+body not JSON                           400     nothing
+JSON that is not a notification         400     nothing
+entity or message not captured          422     nothing
+Kafka or the source API unavailable     503     nothing (the sender retries; the poller
+                                                catches up)
+=====================================  ======  =========================================
+
+Bad input never gets a 5xx: only failures of the bridge's own dependencies do, and those
+are exactly the cases where the sender should retry.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aiohttp import web
+
+from bridge.config import WebhookSettings
+from bridge.errors import FlowBlocked, InvalidNotification, NotCaptured, TransientError
+from bridge.kafka.publisher import Publisher
+from bridge.sources.dataverse_reader import DataverseReader
+from bridge.sources.dataverse_webhook import (
+    needs_fresh_read,
+    notification_entity,
+    notification_to_event,
+    operation_of,
+    parse_notification,
+)
+
+log = structlog.get_logger(__name__)
+
+DATAVERSE_PATH = "/webhooks/dataverse"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    """An error answer in one shape for every failure."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+
+
+def bound_port(runner: web.AppRunner, requested: int) -> int:
+    """The port a runner's site listens on (the real one when ``requested`` was 0)."""
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return requested
+
+
+class WebhookReceiver:
+    """Async context manager serving the webhook endpoints on ``settings.host:port``."""
+
+    def __init__(
+        self, settings: WebhookSettings, publisher: Publisher, reader: DataverseReader
+    ) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._reader = reader
+        self._runner: web.AppRunner | None = None
+        self.port = settings.port
+
+    def application(self) -> web.Application:
+        """The aiohttp application (also used directly by tests)."""
+        app = web.Application(
+            client_max_size=self._settings.max_body_bytes, middlewares=[_errors_as_json]
+        )
+        app.router.add_post(DATAVERSE_PATH, self.handle_dataverse)
+        app.router.add_get("/healthz", self._health)
+        return app
+
+    async def __aenter__(self) -> Self:
+        self._runner = web.AppRunner(self.application(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._settings.host, self._settings.port)
+        await site.start()
+        self.port = bound_port(self._runner, self._settings.port)
+        log.info("webhook_receiver_started", host=self._settings.host, port=self.port)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    def _authorised(self, request: web.Request) -> bool:
+        supplied = request.query.get("code", "")
+        expected = self._settings.key.get_secret_value()
+        return hmac.compare_digest(supplied.encode(), expected.encode())
+
+    async def handle_dataverse(self, request: web.Request) -> web.Response:
+        """Validate, convert and publish one Dataverse webhook notification."""
+        if not self._authorised(request):
+            return json_error(401, "unauthorized", "missing or wrong webhook key")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            context = parse_notification(body)
+            entity = notification_entity(context)
+            operation_of(context)
+        except NotCaptured as exc:
+            return json_error(422, "not_captured", str(exc))
+        except InvalidNotification as exc:
+            return json_error(400, "invalid_notification", str(exc))
+        try:
+            fresh = None
+            if needs_fresh_read(context):
+                fresh = await self._reader.read(entity, str(context.PrimaryEntityId))
+                if fresh is None:
+                    return web.json_response({"published": 0, "reason": "record gone"})
+            event = notification_to_event(context, entity, fresh)
+            published = await self._publisher.publish([(entity, event)])
+        except InvalidNotification as exc:
+            return json_error(400, "invalid_notification", str(exc))
+        except (TransientError, FlowBlocked) as exc:
+            log.warning("webhook_publish_failed", error=str(exc))
+            return json_error(503, "unavailable", "change not stored, retry later")
+        log.debug("webhook_accepted", entity=entity.name, event_id=event.event_id)
+        return web.json_response({"published": published, "event_id": event.event_id})
+
+    async def _json_body(self, request: web.Request) -> Any:
+        if (
+            request.content_length is not None
+            and request.content_length > self._settings.max_body_bytes
+        ):
+            return json_error(413, "too_large", "body exceeds the configured maximum")
+        raw = await request.read()
+        try:
+            return json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return json_error(400, "invalid_json", "body is not JSON")

@@ -1,0 +1,135 @@
+"""``bridge setup``: register the bridge's webhooks on Dataverse through its Web API.
+
+Idempotent: the service endpoint and its steps are found by name and updated, not
+duplicated. Each entity gets Create (post-image), Update (pre- and post-image) and Delete
+(pre-image) steps, asynchronous, post-operation, so every notification carries full images.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from bridge.config import WebhookSettings
+from bridge.contract.catalog import SourceEntity
+from bridge.errors import BridgeError
+from bridge.http.client import ApiClient
+from bridge.http.odata import entity_id_from_header, odata_literal
+from bridge.sources.receiver import DATAVERSE_PATH
+
+log = structlog.get_logger(__name__)
+
+ENDPOINT_NAME = "p2c-bridge"
+WEBHOOK_CONTRACT = 8
+AUTH_WEBHOOK_KEY = 4
+MESSAGE_FORMAT_JSON = 2
+MODE_ASYNC = 1
+STAGE_POST_OPERATION = 40
+IMAGE_PRE, IMAGE_POST, IMAGE_BOTH = 0, 1, 2
+_IMAGES = {
+    "Create": (IMAGE_POST, "Id"),
+    "Update": (IMAGE_BOTH, "Target"),
+    "Delete": (IMAGE_PRE, "Target"),
+}
+
+
+def _created_id(response_headers: Any) -> str:
+    entity_id = entity_id_from_header(response_headers.get("OData-EntityId", ""))
+    if entity_id is None:
+        raise BridgeError("Dataverse did not return the created record's id")
+    return entity_id
+
+
+async def _find_one(client: ApiClient, entity_set: str, filter_: str, id_attr: str) -> str | None:
+    body = await client.get_json(entity_set, params={"$filter": filter_, "$select": id_attr})
+    rows = body.get("value", [])
+    return str(rows[0][id_attr]).lower() if rows else None
+
+
+async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings) -> str:
+    payload = {
+        "name": ENDPOINT_NAME,
+        "contract": WEBHOOK_CONTRACT,
+        "url": f"{webhook.url}{DATAVERSE_PATH}",
+        "authtype": AUTH_WEBHOOK_KEY,
+        "authvalue": webhook.key.get_secret_value(),
+        "messageformat": MESSAGE_FORMAT_JSON,
+    }
+    existing = await _find_one(
+        client, "serviceendpoints", f"name eq {odata_literal(ENDPOINT_NAME)}", "serviceendpointid"
+    )
+    if existing:
+        await client.request("PATCH", f"serviceendpoints({existing})", json=payload)
+        return existing
+    response = await client.request("POST", "serviceendpoints", json=payload)
+    return _created_id(response.headers)
+
+
+async def _ensure_step(
+    client: ApiClient, endpoint_id: str, entity: SourceEntity, message: str
+) -> None:
+    name = f"{ENDPOINT_NAME}: {message} of {entity.entity}"
+    if await _find_one(
+        client,
+        "sdkmessageprocessingsteps",
+        f"name eq {odata_literal(name)}",
+        "sdkmessageprocessingstepid",
+    ):
+        return
+    message_id = await _find_one(
+        client, "sdkmessages", f"name eq {odata_literal(message)}", "sdkmessageid"
+    )
+    filter_id = await _find_one(
+        client,
+        "sdkmessagefilters",
+        f"primaryobjecttypecode eq {odata_literal(entity.entity)} and _sdkmessageid_value eq {message_id}",
+        "sdkmessagefilterid",
+    )
+    if message_id is None or filter_id is None:
+        raise BridgeError(f"Dataverse has no {message} message for {entity.entity}")
+    response = await client.request(
+        "POST",
+        "sdkmessageprocessingsteps",
+        json={
+            "name": name,
+            "mode": MODE_ASYNC,
+            "rank": 1,
+            "stage": STAGE_POST_OPERATION,
+            "supporteddeployment": 0,
+            "asyncautodelete": False,
+            "eventhandler_serviceendpoint@odata.bind": f"/serviceendpoints({endpoint_id})",
+            "sdkmessageid@odata.bind": f"/sdkmessages({message_id})",
+            "sdkmessagefilterid@odata.bind": f"/sdkmessagefilters({filter_id})",
+        },
+    )
+    image_type, property_name = _IMAGES[message]
+    await client.request(
+        "POST",
+        "sdkmessageprocessingstepimages",
+        json={
+            "name": "image",
+            "entityalias": "image",
+            "imagetype": image_type,
+            "messagepropertyname": property_name,
+            "attributes": None,
+            "sdkmessageprocessingstepid@odata.bind": f"/sdkmessageprocessingsteps({_created_id(response.headers)})",
+        },
+    )
+
+
+async def register_dataverse_webhooks(
+    client: ApiClient, webhook: WebhookSettings, entities: list[SourceEntity]
+) -> str:
+    """Register (or update) the webhook endpoint and its steps; return the endpoint id."""
+    endpoint_id = await _upsert_endpoint(client, webhook)
+    for entity in entities:
+        for message in _IMAGES:
+            await _ensure_step(client, endpoint_id, entity, message)
+    log.info(
+        "webhooks_registered",
+        endpoint=endpoint_id,
+        url=f"{webhook.url}{DATAVERSE_PATH}",
+        entities=[e.entity for e in entities],
+    )
+    return endpoint_id
