@@ -36,9 +36,9 @@ lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/mypy
 
 .PHONY: test
-test: $(STAMP) kafka-up ## Lint, then the whole test suite against the real broker
+test: $(STAMP) ## Lint, then the whole test suite against the real broker (started and stopped)
 	$(MAKE) lint
-	$(BIN)/pytest
+	compose/local/with-kafka.sh $(BIN)/pytest
 
 .PHONY: demo
 demo: $(STAMP) kafka-up ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops it)
