@@ -134,7 +134,7 @@ async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None
     """Run the bridge until cancelled: receiver, pollers and one consumer per flow."""
     templates = enabled_templates(settings)
     entities = captured_entities(templates)
-    codec = EventCodec.from_directory()
+    codec = EventCodec.from_directory(settings.schemas_dir)
     policy = RetryPolicy.from_settings(settings.retry)
     await ensure_topics(settings.kafka, [t.name for t in templates])
     async with AsyncExitStack() as stack:
@@ -166,3 +166,15 @@ async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None
             log.info("bridge_started", flows=[t.name for t in templates])
             if started is not None:
                 started.set()
+
+
+async def start_bridge(settings: Settings) -> asyncio.Task[None]:
+    """Start :func:`run_bridge` as a task and return once it runs; re-raise if it fails."""
+    started = asyncio.Event()
+    bridge = asyncio.create_task(run_bridge(settings, started=started), name="bridge")
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait({waiter, bridge}, return_when=asyncio.FIRST_COMPLETED)
+    if bridge.done():
+        waiter.cancel()
+        bridge.result()
+    return bridge

@@ -95,10 +95,14 @@ def demo(
     seconds: Annotated[float, typer.Option(help="Stop after this long (0 = until Ctrl-C)")] = 0,
 ) -> None:
     """Start the emulators and the bridge, generate Sales activity, show it reaching F&O."""
-    from bridge.demo import run_demo
+    from bridge.demo import LOG_FILE, run_demo
 
     settings = _settings()
-    run_until_signalled(run_demo(settings, accounts=accounts, seconds=seconds))
+    LOG_FILE.parent.mkdir(parents=True, exist_ok=True)
+    with LOG_FILE.open("a") as log_stream:
+        run_until_signalled(
+            run_demo(settings, accounts=accounts, seconds=seconds, log_stream=log_stream)
+        )
 
 
 def main() -> None:
@@ -107,3 +111,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -124,6 +124,9 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+
 class Settings(BaseSettings):
     """All settings of one bridge process."""
 
@@ -142,3 +145,4 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()
     log: LogSettings = LogSettings()
+    schemas_dir: Path = SCHEMAS_DIR

@@ -6,7 +6,9 @@ This is data. Adding a source entity means adding a row here and a schema file i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.contract.envelope import System
 from bridge.errors import ConfigError
@@ -28,6 +30,10 @@ class SourceEntity:
     key_attributes: tuple[str, ...]
     business_key: str
 
+    def record_id(self, record: Mapping[str, Any]) -> str:
+        """The stable identity of a record: its GUID, or F&O's key values joined by ``|``."""
+        return "|".join(str(record.get(k, "")) for k in self.key_attributes).lower()
+
     @property
     def schema_file(self) -> str:
         """The file in ``schemas/`` holding this entity's envelope schema."""
@@ -38,15 +44,69 @@ class SourceEntity:
         return f"{prefix}.{self.system.lower()}.{self.name}"
 
 
-SOURCE_ENTITIES: tuple[SourceEntity, ...] = (
-    SourceEntity(
+def _sales(name: str, entity_set: str, business_key: str) -> SourceEntity:
+    return SourceEntity(
         system=System.SALES,
-        name="account",
-        entity="account",
-        entity_set="accounts",
-        id_attribute="accountid",
-        key_attributes=("accountid",),
-        business_key="accountnumber",
+        name=name,
+        entity=name,
+        entity_set=entity_set,
+        id_attribute=f"{name}id",
+        key_attributes=(f"{name}id",),
+        business_key=business_key,
+    )
+
+
+def _fno(name: str, entity_set: str, keys: tuple[str, ...], business_key: str) -> SourceEntity:
+    return SourceEntity(
+        system=System.FNO,
+        name=name,
+        entity=entity_set,
+        entity_set=entity_set,
+        id_attribute=None,
+        key_attributes=keys,
+        business_key=business_key,
+    )
+
+
+SOURCE_ENTITIES: tuple[SourceEntity, ...] = (
+    _sales("account", "accounts", "accountnumber"),
+    _sales("contact", "contacts", "msdynce_contactnumber"),
+    _sales("quote", "quotes", "quotenumber"),
+    _sales("quotedetail", "quotedetails", "sequencenumber"),
+    _sales("salesorder", "salesorders", "ordernumber"),
+    _sales("salesorderdetail", "salesorderdetails", "sequencenumber"),
+    _fno(
+        "product", "CDSReleasedDistinctProducts", ("dataAreaId", "ProductNumber"), "ProductNumber"
+    ),
+    _fno(
+        "salesorderheader",
+        "CDSSalesOrderHeaders",
+        ("dataAreaId", "SalesOrderNumber"),
+        "SalesOrderNumber",
+    ),
+    _fno(
+        "salesorderline",
+        "CDSSalesOrderLines",
+        ("dataAreaId", "SalesOrderNumber", "LineCreationSequenceNumber"),
+        "SalesOrderNumber",
+    ),
+    _fno(
+        "invoiceheader",
+        "SalesInvoiceHeadersV2",
+        ("dataAreaId", "InvoiceNumber", "InvoiceDate", "LedgerVoucher"),
+        "InvoiceNumber",
+    ),
+    _fno(
+        "invoiceline",
+        "SalesInvoiceV2Lines",
+        (
+            "dataAreaId",
+            "InvoiceNumber",
+            "LineCreationSequenceNumber",
+            "InvoiceDate",
+            "LedgerVoucher",
+        ),
+        "InvoiceNumber",
     ),
 )
 

@@ -23,6 +23,7 @@ from typing import Any, cast
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+from bridge.config import SCHEMAS_DIR
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.errors import ConfigError, ContractError, UndecodableMessage
@@ -30,8 +31,6 @@ from bridge.errors import ConfigError, ContractError, UndecodableMessage
 MAGIC = b"\xc3\x01"
 HEADER_SIZE = len(MAGIC) + 8
 EXTRA = "extra"
-
-DEFAULT_SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +141,7 @@ class EventCodec:
         self._by_fingerprint = {schema.fingerprint: schema for schema in self._by_name.values()}
 
     @classmethod
-    def from_directory(cls, directory: Path = DEFAULT_SCHEMAS_DIR) -> EventCodec:
+    def from_directory(cls, directory: Path = SCHEMAS_DIR) -> EventCodec:
         """Load every ``*.avsc`` file of ``directory``."""
         files = sorted(directory.glob("*.avsc"))
         if not files:

@@ -113,13 +113,15 @@ class FlowProcessor:
         keys: list[str],
     ) -> None:
         latency = (datetime.now(UTC) - event.source.change_time).total_seconds()
-        log.info(
-            "change_applied" if not skipped else "change_skipped",
-            flow=self.template.name,
-            event_id=event.event_id,
-            source_key=event.source.business_key or event.source.record_id,
-            target_key=";".join(keys) or None,
-            outcome=",".join(outcomes) or None,
-            reason=skipped,
-            latency_ms=round(latency * 1000),
-        )
+        context = {
+            "flow": self.template.name,
+            "event_id": event.event_id,
+            "source_key": event.source.business_key or event.source.record_id,
+            "latency_ms": round(latency * 1000),
+        }
+        if skipped:
+            log.info("change_skipped", **context, reason=skipped)
+        else:
+            log.info(
+                "change_applied", **context, target_key=";".join(keys), outcome=",".join(outcomes)
+            )

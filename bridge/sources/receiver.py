@@ -1,4 +1,4 @@
-"""The webhook receiver: Dataverse webhooks in, change events on Kafka out.
+"""The webhook receiver: Dataverse webhooks and F&O business events in, change events out.
 
 What each request gets (always a JSON body ``{"error": {"code", "message"}}`` on failure):
 
@@ -41,10 +41,18 @@ from bridge.sources.dataverse_webhook import (
     operation_of,
     parse_notification,
 )
+from bridge.sources.fno_events import (
+    business_event_to_change,
+    event_entity,
+    event_key,
+    parse_business_event,
+)
+from bridge.sources.fno_reader import FnoReader
 
 log = structlog.get_logger(__name__)
 
 DATAVERSE_PATH = "/webhooks/dataverse"
+FNO_PATH = "/webhooks/fno"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -75,11 +83,16 @@ class WebhookReceiver:
     """Async context manager serving the webhook endpoints on ``settings.host:port``."""
 
     def __init__(
-        self, settings: WebhookSettings, publisher: Publisher, reader: DataverseReader
+        self,
+        settings: WebhookSettings,
+        publisher: Publisher,
+        reader: DataverseReader,
+        fno_reader: FnoReader | None = None,
     ) -> None:
         self._settings = settings
         self._publisher = publisher
         self._reader = reader
+        self._fno_reader = fno_reader
         self._runner: web.AppRunner | None = None
         self.port = settings.port
 
@@ -89,6 +102,7 @@ class WebhookReceiver:
             client_max_size=self._settings.max_body_bytes, middlewares=[_errors_as_json]
         )
         app.router.add_post(DATAVERSE_PATH, self.handle_dataverse)
+        app.router.add_post(FNO_PATH, self.handle_fno)
         app.router.add_get("/healthz", self._health)
         return app
 
@@ -147,6 +161,36 @@ class WebhookReceiver:
             log.warning("webhook_publish_failed", error=str(exc))
             return json_error(503, "unavailable", "change not stored, retry later")
         log.debug("webhook_accepted", entity=entity.name, event_id=event.event_id)
+        return web.json_response({"published": published, "event_id": event.event_id})
+
+    async def handle_fno(self, request: web.Request) -> web.Response:
+        """Validate one F&O business event, read the record it names, publish the change."""
+        if not self._authorised(request):
+            return json_error(401, "unauthorized", "missing or wrong webhook key")
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            business_event = parse_business_event(body)
+            entity = event_entity(business_event)
+            key = event_key(business_event, entity)
+        except NotCaptured as exc:
+            return json_error(422, "not_captured", str(exc))
+        except InvalidNotification as exc:
+            return json_error(400, "invalid_notification", str(exc))
+        if self._fno_reader is None:
+            return json_error(422, "not_captured", "F&O capture is not enabled")
+        try:
+            record = None
+            if business_event.ChangeType != "Deleted":
+                record = await self._fno_reader.read(entity, key)
+                if record is None:
+                    return web.json_response({"published": 0, "reason": "record gone"})
+            event = business_event_to_change(business_event, entity, record)
+            published = await self._publisher.publish([(entity, event)])
+        except (TransientError, FlowBlocked) as exc:
+            log.warning("business_event_publish_failed", error=str(exc))
+            return json_error(503, "unavailable", "change not stored, retry later")
         return web.json_response({"published": published, "event_id": event.event_id})
 
     async def _json_body(self, request: web.Request) -> Any:

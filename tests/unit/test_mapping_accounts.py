@@ -101,7 +101,13 @@ def test_defaults_of_a_minimal_account(target_field: str, expected: Any) -> None
 
 @pytest.mark.parametrize(
     ("country", "iso"),
-    [("Germany", "DEU"), ("uk", "GBR"), ("  united states ", "USA"), ("DNK", "DNK"), ("Narnia", "Narnia")],
+    [
+        ("Germany", "DEU"),
+        ("uk", "GBR"),
+        ("  united states ", "USA"),
+        ("DNK", "DNK"),
+        ("Narnia", "Narnia"),
+    ],
 )
 def test_country_value_map(country: str, iso: str) -> None:
     image = {**FULL_ACCOUNT, "address1_country": country}
@@ -140,7 +146,9 @@ def test_overrides_file_changes_defaults_without_code(tmp_path: Path) -> None:
         'default = "30"\n[accounts.value_maps.country.values]\n"narnia" = "NRN"\n'
     )
     template = load_templates(overrides)["accounts"]
-    result = map_event(template, account_event({**FULL_ACCOUNT, "address1_country": "Narnia"}), CONTEXT)
+    result = map_event(
+        template, account_event({**FULL_ACCOUNT, "address1_country": "Narnia"}), CONTEXT
+    )
     assert result.writes[0].body["CustomerGroupId"] == "30"
     assert result.writes[0].body["AddressCountryRegionISOCode"] == "NRN"
     deleted = map_event(template, account_event(FULL_ACCOUNT, Operation.DELETE), CONTEXT)

@@ -1,0 +1,121 @@
+"""``make demo``: the local stack end to end, shown live in the terminal.
+
+Starts both emulators (real HTTP on loopback) and the bridge in this process, registers the
+webhooks, then acts as a Sales user creating and editing accounts while it watches F&O
+(through its API) for each change and shows how long each took. Ctrl-C stops everything.
+Bridge logs go to ``.local/demo.log`` so they do not disturb the live view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+from rich.live import Live
+
+from bridge.app import start_bridge
+from bridge.config import LogSettings, Settings
+from bridge.demo.activity import Change, SalesActivity
+from bridge.demo.view import render, summary
+from bridge.emulators.server import Emulators
+from bridge.emulators.settings import EmulatorSettings
+from bridge.errors import NotFound
+from bridge.http.client import ApiClient
+from bridge.http.odata import key_path
+from bridge.http.retry import RetryPolicy
+from bridge.logs import configure_logging
+from bridge.setup import run_setup
+from bridge.sinks.fno import CROSS_COMPANY, same_value
+
+LOG_FILE = Path(".local/demo.log")
+
+
+def user_clients(settings: Settings, policy: RetryPolicy) -> tuple[ApiClient, ApiClient]:
+    """API clients acting as the demo's human user (not the bridge's identity)."""
+    emulator = EmulatorSettings()
+    user = {"client_id": emulator.user_client_id, "client_secret": emulator.user_client_secret}
+    return (
+        ApiClient(settings.sales.model_copy(update=user), settings.sales.api_path, policy),
+        ApiClient(settings.fno.model_copy(update=user), settings.fno.api_path, policy),
+    )
+
+
+async def watch(fno: ApiClient, company: str, changes: list[Change]) -> None:
+    """Mark each change seen when F&O's customer holds its expected values."""
+    while True:
+        for change in [c for c in changes if c.seen_at is None]:
+            key = {"dataAreaId": company, "CustomerAccount": change.account_number}
+            try:
+                record = await fno.get_json(key_path("CustomersV3", key), params=CROSS_COMPANY)
+            except NotFound:
+                continue
+            if all(same_value(record.get(k), v) for k, v in change.expected.items()):
+                change.seen_at = time.monotonic()
+        await asyncio.sleep(0.05)
+
+
+async def generate(activity: SalesActivity, accounts: int, changes: list[Change]) -> None:
+    """Create ``accounts`` accounts and about as many edits, a few per second."""
+    for index in range(accounts):
+        changes.append(await activity.create_account(index))
+        await asyncio.sleep(0.3)
+        if index % 2:
+            update = await activity.update_random_account()
+            if update:
+                changes.append(update)
+            await asyncio.sleep(0.3)
+
+
+async def run_demo(
+    settings: Settings, *, accounts: int, seconds: float, log_stream: TextIO
+) -> None:
+    """Run the demo until Ctrl-C (or ``seconds`` when positive); bridge logs go to ``log_stream``."""
+    console = Console()
+    configure_logging(LogSettings(format="json"), stream=log_stream)
+    console.print(f"[bold]Prospect-to-cash bridge demo[/] — logs in {LOG_FILE}")
+    policy = RetryPolicy.from_settings(settings.retry)
+    sales_url, fno_url = settings.sales.base_url, settings.fno.base_url
+    async with Emulators(
+        EmulatorSettings(),
+        host="127.0.0.1",
+        sales_port=_port(sales_url),
+        fno_port=_port(fno_url),
+    ):
+        console.print(
+            f"emulators: Sales {sales_url}, F&O {fno_url}; Kafka {settings.kafka.bootstrap_servers}"
+        )
+        await run_setup(settings)
+        bridge = await start_bridge(settings)
+        changes: list[Change] = []
+        sales, fno = user_clients(settings, policy)
+        async with sales, fno:
+            tasks = [
+                asyncio.create_task(watch(fno, settings.fno.default_company, changes)),
+                asyncio.create_task(generate(SalesActivity(sales), accounts, changes)),
+            ]
+            try:
+                await _show(console, changes, seconds)
+            finally:
+                for task in [*tasks, bridge]:
+                    task.cancel()
+                for task in [*tasks, bridge]:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+        console.print(summary(changes))
+
+
+async def _show(console: Console, changes: list[Change], seconds: float) -> None:
+    deadline = time.monotonic() + seconds if seconds > 0 else None
+    title = "Sales accounts → F&O customers (Ctrl-C to stop)"
+    with Live(render(changes, title), console=console, refresh_per_second=8) as live:
+        while deadline is None or time.monotonic() < deadline:
+            live.update(render(changes, title))
+            await asyncio.sleep(0.125)
+
+
+def _port(url: str) -> int:
+    return int(url.rsplit(":", 1)[1].split("/", 1)[0])

@@ -1,0 +1,74 @@
+"""The flow processor drops echoes and stale versions and reports what it applied."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.flows.processor import FlowProcessor, Identities, version_key
+from bridge.mapping.engine import MappingContext
+from bridge.mapping.loader import load_templates
+from tests.unit.fakes import RecordingSink
+
+BRIDGE_USER = "11111111-1111-1111-1111-111111111111"
+HUMAN = "22222222-2222-2222-2222-222222222222"
+
+
+def event(version: int, *, by: str = HUMAN, operation: Operation = Operation.UPDATE) -> ChangeEvent:
+    source = Source(
+        system=System.SALES,
+        entity="account",
+        record_id="a-1",
+        change_time=datetime.now(UTC),
+        capture=Capture.WEBHOOK,
+        record_version=version,
+        changed_by=by,
+    )
+    return ChangeEvent.create(source, operation, after={"accountnumber": "A-1", "name": "N"})
+
+
+def processor(applied: dict[str, Any]) -> tuple[FlowProcessor, RecordingSink]:
+    sink = RecordingSink()
+    identities = Identities({System.SALES: frozenset({BRIDGE_USER})})
+    return (
+        FlowProcessor(
+            load_templates()["accounts"],
+            sink,
+            identities=identities,
+            context=MappingContext(company="usmf"),
+            applied_versions=applied,
+        ),
+        sink,
+    )
+
+
+async def test_applies_and_reports_the_version() -> None:
+    proc, sink = processor({})
+    processed = await proc.process(event(5))
+    assert len(sink.writes) == 1
+    assert processed.version is not None
+    assert processed.version["version"] == 5
+
+
+async def test_echo_of_the_bridge_is_skipped() -> None:
+    proc, sink = processor({})
+    processed = await proc.process(event(5, by=BRIDGE_USER.upper()))
+    assert processed.skipped == "echo of the bridge's own write"
+    assert sink.writes == []
+
+
+async def test_same_or_older_version_is_skipped() -> None:
+    applied = {version_key("accounts", event(5)): {"version": 5}}
+    proc, sink = processor(applied)
+    assert (await proc.process(event(5))).skipped is not None
+    assert (await proc.process(event(4))).skipped is not None
+    assert (await proc.process(event(6))).skipped is None
+    assert len(sink.writes) == 1
+
+
+async def test_after_a_delete_nothing_older_is_applied() -> None:
+    applied = {version_key("accounts", event(5)): {"version": None, "deleted": True}}
+    proc, sink = processor(applied)
+    assert (await proc.process(event(9))).skipped == "record already deleted"
+    assert sink.writes == []
