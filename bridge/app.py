@@ -20,7 +20,8 @@ from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
 from bridge.errors import ConfigError, FlowBlocked, TransientError
-from bridge.flows.processor import FlowProcessor, Identities
+from bridge.flows.lookups import LookupResolver
+from bridge.flows.processor import FlowContext, FlowProcessor, Identities
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.consumer import FlowConsumer
@@ -28,13 +29,15 @@ from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.publisher import EventPublisher
 from bridge.kafka.state import StateStore
 from bridge.kafka.topics import dead_letter_topic, ensure_topics
-from bridge.mapping.engine import MappingContext
 from bridge.mapping.loader import load_templates
 from bridge.mapping.template import Template
+from bridge.metadata import DataverseMetadata
 from bridge.sinks.base import Sink
+from bridge.sinks.dataverse import DataverseSink
 from bridge.sinks.fno import FnoSink
 from bridge.sources.dataverse_reader import DataverseReader
 from bridge.sources.delta_poller import DeltaPoller
+from bridge.sources.fno_reader import FnoReader
 from bridge.sources.receiver import WebhookReceiver
 
 log = structlog.get_logger(__name__)
@@ -102,27 +105,19 @@ class Runtime:
     codec: EventCodec
     state: StateStore
     publisher: EventPublisher
-    sinks: dict[System, Sink]
-    identities: Identities
+    context: FlowContext
 
     def flow_consumer(self, template: Template) -> FlowConsumer:
         """The consumer of one flow."""
         kafka = self.settings.kafka
-        entity = source_entity(template.source.system, template.source.entity)
-        processor = FlowProcessor(
-            template,
-            self.sinks[template.target.system],
-            identities=self.identities,
-            context=MappingContext(company=self.settings.fno.default_company),
-            applied_versions=self.state,
-        )
+        processor = self.context.processors[template.name]
         dead_letters = DeadLetters(
             dead_letter_topic(kafka, template.name), template.name, self.publisher.send_raw
         )
         return FlowConsumer(
             kafka=kafka,
             flows=self.settings.flows,
-            topic=entity.topic(kafka.topic_prefix),
+            topic=processor.entity.topic(kafka.topic_prefix),
             processor=processor,
             codec=self.codec,
             dead_letters=dead_letters,
@@ -130,9 +125,21 @@ class Runtime:
         )
 
 
+def build_processors(
+    templates: dict[str, Template], sinks: dict[System, Sink], context: FlowContext
+) -> None:
+    """One processor per template (line flows too: headers apply them), into ``context``."""
+    for template in templates.values():
+        entity = source_entity(template.source.system, template.source.entity)
+        context.processors[template.name] = FlowProcessor(
+            template, sinks[template.target.system], entity, context
+        )
+
+
 async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None) -> None:
     """Run the bridge until cancelled: receiver, pollers and one consumer per flow."""
     templates = enabled_templates(settings)
+    all_templates = load_templates(settings.flows.templates_file)
     entities = captured_entities(templates)
     codec = EventCodec.from_directory(settings.schemas_dir)
     policy = RetryPolicy.from_settings(settings.retry)
@@ -144,16 +151,30 @@ async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None
         fno = await stack.enter_async_context(
             ApiClient(settings.fno, settings.fno.api_path, policy)
         )
-        reader = DataverseReader(sales)
+        reader, fno_reader = DataverseReader(sales), FnoReader(fno)
+        metadata = DataverseMetadata(sales)
         state = await stack.enter_async_context(StateStore(settings.kafka))
         publisher = await stack.enter_async_context(EventPublisher(settings.kafka, codec))
-        identities = await resolve_identities(reader, fno)
-        runtime = Runtime(settings, codec, state, publisher, {System.FNO: FnoSink(fno)}, identities)
+        context = FlowContext(
+            identities=await resolve_identities(reader, fno),
+            companies=settings.companies,
+            applied_versions=state,
+            resolver=LookupResolver(sales, metadata),
+            readers={System.SALES: reader, System.FNO: fno_reader},
+        )
+        sinks: dict[System, Sink] = {
+            System.FNO: FnoSink(fno),
+            System.SALES: DataverseSink(sales, metadata),
+        }
+        build_processors(all_templates, sinks, context)
+        runtime = Runtime(settings, codec, state, publisher, context)
         if settings.webhook.enabled:
-            await stack.enter_async_context(WebhookReceiver(settings.webhook, publisher, reader))
+            await stack.enter_async_context(
+                WebhookReceiver(settings.webhook, publisher, reader, fno_reader)
+            )
         async with asyncio.TaskGroup() as tasks:
             if settings.poller.enabled:
-                for entity in entities:
+                for entity in (e for e in entities if e.system is System.SALES):
                     poller = DeltaPoller(settings.poller, entity, reader, publisher, state)
                     tasks.create_task(supervise(f"poller:{entity.name}", poller.run))
             for template in templates:

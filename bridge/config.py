@@ -117,6 +117,27 @@ class FlowSettings(_Section):
     blocked_retry_seconds: float = Field(default=5.0, gt=0)
 
 
+class CompanySettings(_Section):
+    """F&O legal entities (``dataAreaId``) and the Sales business units they map to.
+
+    ``map`` goes from company to business unit (GUID or name; ``*`` = every business unit).
+    Sales records go to the company whose business unit owns them; F&O records of a company
+    that is not in the map are skipped with a log line.
+    """
+
+    map: dict[str, str] = Field(default_factory=lambda: {"usmf": "*"})
+
+    def for_business_unit(self, business_unit: str | None) -> str | None:
+        """The company of a Sales record owned by ``business_unit``."""
+        wanted = (business_unit or "").lower()
+        exact = [c for c, bu in self.map.items() if bu.lower() == wanted and wanted]
+        return exact[0] if exact else next((c for c, bu in self.map.items() if bu == "*"), None)
+
+    def is_mapped(self, company: str | None) -> bool:
+        """Whether F&O records of ``company`` take part in the sync."""
+        return bool(company) and (company or "").lower() in {c.lower() for c in self.map}
+
+
 class LogSettings(_Section):
     """Logging: JSON lines when not on a terminal, readable lines on one."""
 
@@ -144,5 +165,6 @@ class Settings(BaseSettings):
     poller: PollerSettings = PollerSettings()
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()
+    companies: CompanySettings = CompanySettings()
     log: LogSettings = LogSettings()
     schemas_dir: Path = SCHEMAS_DIR

@@ -11,7 +11,8 @@
     ├── EventRejected               this event cannot be applied; dead-letter it, go on
     │   ├── MappingError            the template cannot map the event (missing key, bad value)
     │   ├── TargetRejected          the target answered 4xx to a well-formed request
-    │   └── DependencyMissing       a prerequisite record is absent (retried, bounded)
+    │   ├── DependencyMissing       a prerequisite record is absent (retried, bounded)
+    │   └── ConflictLost            the other side owns the record now (deterministic rule)
     ├── TransientError              try again later with back-off; nothing is lost
     │   ├── TargetUnavailable       5xx, timeout, connection error
     │   │   └── Throttled           429, carries the server's Retry-After
@@ -71,6 +72,13 @@ class DependencyMissing(EventRejected):
     """A record this event needs (a header, a customer, a product) does not exist yet."""
 
     stage = "dependency"
+
+
+class ConflictLost(EventRejected):
+    """The target record is owned by the other system now; this version loses and is kept
+    on the dead-letter topic (stage ``conflict``) for inspection."""
+
+    stage = "conflict"
 
 
 class TransientError(BridgeError):

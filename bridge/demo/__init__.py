@@ -75,6 +75,7 @@ async def run_demo(
 ) -> None:
     """Run the demo until Ctrl-C (or ``seconds`` when positive); bridge logs go to ``log_stream``."""
     console = Console()
+    settings = _fresh_namespace(settings)
     configure_logging(LogSettings(format="json"), stream=log_stream)
     console.print(f"[bold]Prospect-to-cash bridge demo[/] — logs in {LOG_FILE}")
     policy = RetryPolicy.from_settings(settings.retry)
@@ -115,6 +116,18 @@ async def _show(console: Console, changes: list[Change], seconds: float) -> None
         while deadline is None or time.monotonic() < deadline:
             live.update(render(changes, title))
             await asyncio.sleep(0.125)
+
+
+def _fresh_namespace(settings: Settings) -> Settings:
+    """Give this run its own topics and consumer groups: the emulators start empty every
+    time, so state (delta links, versions) from an earlier run must not be reused."""
+    run = f"demo{int(time.time())}"
+    return settings.model_copy(
+        update={
+            "kafka": settings.kafka.model_copy(update={"topic_prefix": run}),
+            "flows": settings.flows.model_copy(update={"consumer_group_prefix": run}),
+        }
+    )
 
 
 def _port(url: str) -> int:

@@ -31,7 +31,7 @@ from bridge.errors import (
     TransientError,
     UndecodableMessage,
 )
-from bridge.flows.processor import FlowProcessor, version_key
+from bridge.flows.processor import FlowProcessor
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.state import StateStore
 
@@ -155,9 +155,7 @@ class FlowConsumer:
         except BridgeError as exc:
             await self._dead_letters.send(record, exc, stage="apply", attempts=1)
             return {}
-        if processed.version is None:
-            return {}
-        return {version_key(self._name, event): dict(processed.version)}
+        return dict(processed.versions)
 
     def _pause(self, tp: TopicPartition, blocked: _Blocked) -> None:
         delay = self._flows.blocked_retry_seconds

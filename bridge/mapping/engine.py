@@ -3,51 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from enum import StrEnum
 from typing import Any
 
 from bridge.contract.envelope import ChangeEvent, Operation
 from bridge.errors import MappingError
-from bridge.mapping.template import Condition, FieldRule, Template, ValueMap
+from bridge.mapping.rules import apply_rules
+from bridge.mapping.template import AlsoWrite, Condition, FieldRule, Template, ValueMap
+from bridge.mapping.writes import (
+    BindRef,
+    MappingContext,
+    MappingResult,
+    TargetWrite,
+    WriteKind,
+    blank,
+    build_write,
+)
 
+COMPANY = "$company"
 
-class WriteKind(StrEnum):
-    """What a sink must do with a mapped record."""
-
-    UPSERT = "upsert"
-    DELETE = "delete"
-
-
-@dataclass(frozen=True, slots=True)
-class TargetWrite:
-    """One idempotent write: the target record identified by ``key``, with ``body``."""
-
-    kind: WriteKind
-    entity_set: str
-    key: Mapping[str, Any]
-    body: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def key_text(self) -> str:
-        """The key as one readable string, for logs and counters."""
-        return ",".join(f"{name}={value}" for name, value in self.key.items())
-
-
-@dataclass(frozen=True, slots=True)
-class MappingContext:
-    """What a mapping needs besides the event: the target company (F&O ``dataAreaId``)."""
-
-    company: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MappingResult:
-    """The writes for one event, or why there are none."""
-
-    writes: tuple[TargetWrite, ...] = ()
-    skipped: str | None = None
+__all__ = [
+    "BindRef",
+    "MappingContext",
+    "MappingResult",
+    "TargetWrite",
+    "WriteKind",
+    "build_write",
+    "condition_holds",
+    "map_event",
+    "map_field",
+    "map_fields",
+    "translate",
+]
 
 
 def map_event(template: Template, event: ChangeEvent, context: MappingContext) -> MappingResult:
@@ -63,20 +50,64 @@ def map_event(template: Template, event: ChangeEvent, context: MappingContext) -
     failed = next((c for c in template.filter if not condition_holds(c, image)), None)
     if failed is not None:
         return MappingResult(skipped=f"filter {failed.field} {failed.op} {failed.value!r}")
-    body = map_fields(template, image)
+    values = map_fields(template, image)
     if template.target.company_field:
         if not context.company:
             raise MappingError(f"no company for {template.name}")
-        body[template.target.company_field] = context.company
-    key = {name: body.get(name) for name in template.target.key}
-    empty = [name for name, value in key.items() if value in (None, "")]
+        values[template.target.company_field] = context.company
+    extra = apply_rules(template.rules, image, values, context)
+    if event.operation is Operation.DELETE:
+        main = TargetWrite(
+            WriteKind.DELETE, template.target.entity_set, _key(template, values, event)
+        )
+        return MappingResult(writes=(main,))
+    main = build_write(
+        WriteKind.UPSERT,
+        template.target.entity_set,
+        _key(template, values, event),
+        values,
+        create_only=frozenset(r.target for r in template.fields if r.on_create_only),
+        requires=tuple(
+            _requirement(r.entity_set, r.key, image, context) for r in template.requires
+        ),
+        guard=template.guard,
+    )
+    also = tuple(_also_write(a, image, template.value_maps, context) for a in template.also)
+    return MappingResult(writes=(main, *extra, *also))
+
+
+def _key(template: Template, values: Mapping[str, Any], event: ChangeEvent) -> dict[str, Any]:
+    key = {name: values.get(name) for name in template.target.key}
+    empty = [name for name, value in key.items() if blank(value)]
     if empty:
         raise MappingError(f"key field(s) {', '.join(empty)} empty for {event.source.record_id}")
-    kind = WriteKind.DELETE if event.operation is Operation.DELETE else WriteKind.UPSERT
-    write = TargetWrite(
-        kind, template.target.entity_set, key, body if kind is WriteKind.UPSERT else {}
-    )
-    return MappingResult(writes=(write,))
+    return key
+
+
+def _requirement(
+    entity_set: str, key: Mapping[str, str], image: Mapping[str, Any], context: MappingContext
+) -> tuple[str, Mapping[str, Any]]:
+    values = {
+        name: context.company if source == COMPANY else image.get(source)
+        for name, source in key.items()
+    }
+    missing = [name for name, value in values.items() if blank(value)]
+    if missing:
+        raise MappingError(f"prerequisite {entity_set} key {', '.join(missing)} empty")
+    return entity_set, values
+
+
+def _also_write(
+    also: AlsoWrite, image: Mapping[str, Any], maps: Mapping[str, ValueMap], context: MappingContext
+) -> TargetWrite:
+    values = {rule.target: map_field(rule, image, maps) for rule in also.fields}
+    if also.target.company_field:
+        values[also.target.company_field] = context.company
+    key = {name: values.get(name) for name in also.target.key}
+    if any(blank(value) for value in key.values()):
+        raise MappingError(f"key of the {also.target.entity_set} write is empty")
+    kind = WriteKind.UPDATE if also.update_only else WriteKind.UPSERT
+    return build_write(kind, also.target.entity_set, key, values)
 
 
 def map_fields(template: Template, image: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,26 +116,28 @@ def map_fields(template: Template, image: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def map_field(rule: FieldRule, image: Mapping[str, Any], maps: Mapping[str, ValueMap]) -> Any:
-    """The value of one target field."""
+    """The value of one target field (a :class:`BindRef` for a lookup)."""
     if rule.constant is not None:
         return rule.constant
     value = image.get(rule.source) if rule.source else None
     if rule.value_map:
         value = translate(maps[rule.value_map], value, rule.target)
-    if rule.transform and not _blank(value):
+    if rule.transform and not blank(value):
         value = _transform(rule.transform, value, rule.target)
-    if _blank(value):
+    if blank(value):
         value = rule.default
-    if rule.required and _blank(value):
+    if rule.required and blank(value):
         raise MappingError(f"required field {rule.target} (from {rule.source}) is empty")
     if rule.max_length and isinstance(value, str) and len(value) > rule.max_length:
         raise MappingError(f"{rule.target} longer than {rule.max_length} characters")
+    if rule.bind and not blank(value):
+        return BindRef(value, tuple(rule.bind))
     return value
 
 
 def translate(value_map: ValueMap, value: Any, target: str) -> Any:
     """Look ``value`` up in a value map (case- and blank-insensitive)."""
-    needle = "" if _blank(value) else str(value).strip().lower()
+    needle = "" if blank(value) else str(value).strip().lower()
     for source_value, target_value in value_map.values.items():
         if source_value.strip().lower() == needle:
             return target_value
@@ -114,7 +147,7 @@ def translate(value_map: ValueMap, value: Any, target: str) -> Any:
 
 
 def condition_holds(condition: Condition, image: Mapping[str, Any]) -> bool:
-    """Evaluate one filter condition against a source image."""
+    """Evaluate one filter condition against a record (source image or target record)."""
     actual = image.get(condition.field)
     match condition.op:
         case "eq":
@@ -126,14 +159,10 @@ def condition_holds(condition: Condition, image: Mapping[str, Any]) -> bool:
         case "not_in":
             return actual not in condition.value
         case "empty":
-            return _blank(actual)
+            return blank(actual)
         case "not_empty":
-            return not _blank(actual)
+            return not blank(actual)
     return False
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def _transform(name: str, value: Any, target: str) -> Any:

@@ -34,12 +34,24 @@ class ValueMap(_Model):
     strict: bool = False
 
 
+class BindCandidate(_Model):
+    """A Dataverse lookup target: the record of ``entity_set`` whose ``match`` column equals
+    the field's value, bound through the single-valued navigation property ``nav``."""
+
+    nav: str
+    entity_set: str
+    match: str
+
+
 class FieldRule(_Model):
     """How one target field gets its value.
 
     Order: ``constant`` wins outright; else the ``source`` attribute, through ``value_map``
     and ``transform``; a result that is missing or blank becomes ``default``. A ``required``
-    field that is still empty makes the event a mapping error.
+    field that is still empty makes the event a mapping error. A field with ``bind`` is a
+    Dataverse lookup: its value is a business key, resolved to the record it names (the
+    first candidate that exists). ``on_create_only`` fields are written when the target
+    record is created and never overwritten (the ``>`` map type of Microsoft's templates).
     """
 
     target: str
@@ -50,6 +62,8 @@ class FieldRule(_Model):
     transform: Transform | None = None
     required: bool = False
     max_length: int | None = Field(default=None, ge=1)
+    bind: list[BindCandidate] = Field(default_factory=list)
+    on_create_only: bool = False
 
     @model_validator(mode="after")
     def _has_a_value(self) -> FieldRule:
@@ -64,6 +78,54 @@ class Condition(_Model):
     field: str
     op: Comparison = "eq"
     value: Any = None
+
+
+class Lookup(_Model):
+    """Resolve a Dataverse lookup of the source record to columns of the record it names.
+
+    The resolved columns join the image as ``<name>.<alias>``; ``targets`` maps each
+    possible entity (a polymorphic lookup has several) to ``{alias: column}``.
+    """
+
+    name: str
+    field: str
+    type_field: str | None = None
+    targets: dict[str, dict[str, str]] = Field(min_length=1)
+
+
+class Requirement(_Model):
+    """A target record that must exist before this one is written (a header, a customer).
+
+    ``key`` maps target key fields to source attributes; ``$company`` is the target company.
+    """
+
+    entity_set: str
+    key: dict[str, str] = Field(min_length=1)
+
+
+class Guard(_Model):
+    """Conditions the EXISTING target record must meet for the write to go ahead; when they
+    fail, the source version loses the conflict and is dead-lettered with ``reason``."""
+
+    conditions: list[Condition] = Field(min_length=1)
+    reason: str
+
+
+class AlsoWrite(_Model):
+    """A further write made with each event, e.g. marking the invoiced order (update only)."""
+
+    target: TargetRef
+    fields: list[FieldRule] = Field(min_length=1)
+    update_only: bool = True
+
+
+class Child(_Model):
+    """A line flow applied with its header: when the header is applied, every current line
+    of it in the source (the records whose ``match`` fields equal the header's) is applied
+    too, so lines follow a header that only now passes its filter (an activated quote)."""
+
+    flow: str
+    match: dict[str, str] = Field(min_length=1)
 
 
 class SourceRef(_Model):
@@ -90,8 +152,14 @@ class Template(_Model):
     source: SourceRef
     target: TargetRef
     filter: list[Condition] = Field(default_factory=list)
+    lookups: list[Lookup] = Field(default_factory=list)
     fields: list[FieldRule] = Field(min_length=1)
     value_maps: dict[str, ValueMap] = Field(default_factory=dict)
+    rules: list[str] = Field(default_factory=list)
+    requires: list[Requirement] = Field(default_factory=list)
+    guard: Guard | None = None
+    also: list[AlsoWrite] = Field(default_factory=list)
+    children: list[Child] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     apply_deletes: bool = False
     enabled: bool = True
@@ -142,3 +210,7 @@ def _merge_fields(
         else:
             by_target[target] = change
     return list(by_target.values())
+
+
+AlsoWrite.model_rebuild()
+Template.model_rebuild()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from bridge.mapping.engine import TargetWrite
+from bridge.errors import ConflictLost
+from bridge.mapping.engine import condition_holds
+from bridge.mapping.writes import TargetWrite
 
 
 class ApplyOutcome(StrEnum):
@@ -23,3 +26,11 @@ class Sink(Protocol):
     async def apply(self, write: TargetWrite) -> ApplyOutcome:
         """Make the target record match ``write``."""
         ...
+
+
+def check_guard(write: TargetWrite, current: Mapping[str, Any] | None) -> None:
+    """Raise :class:`ConflictLost` when an existing target record fails the write's guard."""
+    if current is None or write.guard is None:
+        return
+    if not all(condition_holds(c, current) for c in write.guard.conditions):
+        raise ConflictLost(f"{write.entity_set} {write.key_text}: {write.guard.reason}")

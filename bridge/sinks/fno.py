@@ -13,11 +13,16 @@ from typing import Any
 
 import structlog
 
-from bridge.errors import AlreadyExists, NotFound, PreconditionFailed
+from bridge.errors import (
+    AlreadyExists,
+    DependencyMissing,
+    NotFound,
+    PreconditionFailed,
+)
 from bridge.http.client import ApiClient
 from bridge.http.odata import key_path
-from bridge.mapping.engine import TargetWrite, WriteKind
-from bridge.sinks.base import ApplyOutcome
+from bridge.mapping.writes import TargetWrite, WriteKind
+from bridge.sinks.base import ApplyOutcome, check_guard
 
 log = structlog.get_logger(__name__)
 
@@ -67,9 +72,21 @@ class FnoSink:
                 )
         return await self._apply_once(write)
 
+    async def _check_requirements(self, write: TargetWrite) -> None:
+        for entity_set, key in write.requires:
+            if await self.read(entity_set, key) is None:
+                text = ",".join(f"{k}={v}" for k, v in key.items())
+                raise DependencyMissing(f"{entity_set} {text} does not exist in F&O yet")
+
     async def _apply_once(self, write: TargetWrite) -> ApplyOutcome:
         path = key_path(write.entity_set, write.key)
         current = await self.read(write.entity_set, write.key)
+        if current is None and write.kind is WriteKind.UPDATE:
+            raise DependencyMissing(
+                f"{write.entity_set} {write.key_text} does not exist in F&O yet"
+            )
+        check_guard(write, current)
+        await self._check_requirements(write)
         if write.kind is WriteKind.DELETE:
             if current is None:
                 return ApplyOutcome.UNCHANGED
@@ -80,7 +97,9 @@ class FnoSink:
         if current is None:
             await self._client.request("POST", write.entity_set, json=dict(write.body))
             return ApplyOutcome.CREATED
-        changes = changed_fields(current, write)
+        changes = {
+            k: v for k, v in changed_fields(current, write).items() if k not in write.create_only
+        }
         if not changes:
             return ApplyOutcome.UNCHANGED
         await self._client.request(

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.contract.catalog import SourceEntity
 from bridge.errors import NotFound, TargetRejected
 from bridge.http.client import ApiClient
+from bridge.http.odata import odata_literal
 from bridge.sources.dataverse_records import normalize_web_api_record
 
 EXPIRED_VERSION_STAMP = "0x80044352"
@@ -41,6 +42,18 @@ class DataverseReader:
             return None
         return normalize_web_api_record(raw)
 
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every record of ``entity`` whose columns equal ``match`` (e.g. a quote's lines)."""
+        clauses = " and ".join(f"{name} eq {_literal(value)}" for name, value in match.items())
+        rows: list[dict[str, Any]] = []
+        async for page in self.client.pages(
+            entity.entity_set, params={"$filter": clauses}, page_size=500
+        ):
+            rows.extend(normalize_web_api_record(row) for row in page.get("value", []))
+        return rows
+
     async def whoami(self) -> str:
         """The systemuserid the bridge acts as (``WhoAmI``)."""
         body = await self.client.get_json("WhoAmI")
@@ -65,6 +78,14 @@ class DataverseReader:
                 raise
             yield _delta_page(body)
             url = body.get("@odata.nextLink")
+
+
+def _literal(value: Any) -> str:
+    """GUIDs are bare in Dataverse filters; everything else is an OData literal."""
+    text = str(value)
+    if len(text) == 36 and text.count("-") == 4:
+        return text
+    return odata_literal(value)
 
 
 def _delta_page(body: dict[str, Any]) -> DeltaPage:

@@ -44,6 +44,12 @@ class FnoReader:
         rows = await self.query(entity.entity_set, key, top=2)
         return rows[0] if rows else None
 
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Every record of ``entity`` whose fields equal ``match`` (e.g. an order's lines)."""
+        return await self.query(entity.entity_set, match)
+
     async def query(
         self, entity_set: str, match: Mapping[str, Any], *, top: int | None = None
     ) -> list[dict[str, Any]]:

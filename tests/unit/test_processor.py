@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from bridge.config import CompanySettings
+from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
-from bridge.flows.processor import FlowProcessor, Identities, version_key
-from bridge.mapping.engine import MappingContext
+from bridge.flows.processor import FlowContext, FlowProcessor, Identities, version_key
 from bridge.mapping.loader import load_templates
 from tests.unit.fakes import RecordingSink
 
@@ -28,27 +29,24 @@ def event(version: int, *, by: str = HUMAN, operation: Operation = Operation.UPD
     return ChangeEvent.create(source, operation, after={"accountnumber": "A-1", "name": "N"})
 
 
-def processor(applied: dict[str, Any]) -> tuple[FlowProcessor, RecordingSink]:
+def processor(
+    applied: dict[str, Any], companies: CompanySettings | None = None
+) -> tuple[FlowProcessor, RecordingSink]:
     sink = RecordingSink()
-    identities = Identities({System.SALES: frozenset({BRIDGE_USER})})
-    return (
-        FlowProcessor(
-            load_templates()["accounts"],
-            sink,
-            identities=identities,
-            context=MappingContext(company="usmf"),
-            applied_versions=applied,
-        ),
-        sink,
+    context = FlowContext(
+        identities=Identities({System.SALES: frozenset({BRIDGE_USER})}),
+        companies=companies or CompanySettings(),
+        applied_versions=applied,
     )
+    template = load_templates()["accounts"]
+    return FlowProcessor(template, sink, source_entity(System.SALES, "account"), context), sink
 
 
 async def test_applies_and_reports_the_version() -> None:
     proc, sink = processor({})
     processed = await proc.process(event(5))
     assert len(sink.writes) == 1
-    assert processed.version is not None
-    assert processed.version["version"] == 5
+    assert processed.versions[version_key("accounts", event(5))]["version"] == 5
 
 
 async def test_echo_of_the_bridge_is_skipped() -> None:
@@ -72,3 +70,19 @@ async def test_after_a_delete_nothing_older_is_applied() -> None:
     proc, sink = processor(applied)
     assert (await proc.process(event(9))).skipped == "record already deleted"
     assert sink.writes == []
+
+
+async def test_unmapped_business_unit_is_skipped() -> None:
+    proc, sink = processor({}, CompanySettings(map={"usmf": "some-other-unit"}))
+    processed = await proc.process(event(5))
+    assert processed.skipped is not None and "not mapped" in processed.skipped
+    assert sink.writes == []
+
+
+async def test_filtered_events_record_no_version() -> None:
+    proc, _ = processor({})
+    source = event(5).source
+    filtered = ChangeEvent.create(source, Operation.DELETE, before={"accountnumber": "A-1"})
+    processed = await proc.process(filtered)
+    assert processed.skipped == "deletes are not applied by this template"
+    assert processed.versions == {}

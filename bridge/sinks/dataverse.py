@@ -1,0 +1,157 @@
+"""Writes to Dataverse: upserts addressed by alternate keys, lookups bound by business keys.
+
+Every write reads the target first, like the F&O sink: a record that already holds the
+mapped values is not written again (so re-applying an event changes nothing and fires no
+webhook), a missing record is created with ``If-None-Match: *`` (create-only, so a racing
+create is detected instead of duplicated), and an existing one is patched with only the
+differing columns under ``If-Match`` of the ETag just read.
+
+Lookups (``TargetWrite.binds`` and key parts that are :class:`BindRef`) name the referenced
+record by a business key; they are resolved to GUIDs with one cached query each. A lookup
+that names no record raises :class:`DependencyMissing`: the prerequisite has not arrived.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from bridge.errors import (
+    AlreadyExists,
+    DependencyMissing,
+    NotFound,
+    PreconditionFailed,
+)
+from bridge.http.client import ApiClient
+from bridge.http.odata import odata_literal
+from bridge.mapping.template import BindCandidate
+from bridge.mapping.writes import BindRef, TargetWrite, WriteKind
+from bridge.metadata import DataverseMetadata
+from bridge.sinks.base import ApplyOutcome, check_guard
+from bridge.sinks.fno import same_value
+
+log = structlog.get_logger(__name__)
+
+_MAX_CONFLICT_RETRIES = 3
+_CACHE_SIZE = 10_000
+
+
+class DataverseSink:
+    """Applies target writes to Dataverse entity sets through one :class:`ApiClient`."""
+
+    def __init__(self, client: ApiClient, metadata: DataverseMetadata) -> None:
+        self._client = client
+        self._metadata = metadata
+        self._ids: OrderedDict[tuple[str, str, str], str] = OrderedDict()
+
+    async def resolve(self, ref: BindRef) -> tuple[BindCandidate, str]:
+        """The first candidate record that exists for a lookup, and its GUID."""
+        for candidate in ref.candidates:
+            guid = await self._find(candidate, str(ref.value))
+            if guid is not None:
+                return candidate, guid
+        names = " or ".join(f"{c.entity_set}.{c.match}" for c in ref.candidates)
+        raise DependencyMissing(f"no {names} = {ref.value!r} in Sales yet")
+
+    async def _find(self, candidate: BindCandidate, value: str) -> str | None:
+        cache_key = (candidate.entity_set, candidate.match, value.lower())
+        if cache_key in self._ids:
+            self._ids.move_to_end(cache_key)
+            return self._ids[cache_key]
+        id_attribute = (await self._metadata.by_entity_set(candidate.entity_set)).primary_id
+        body = await self._client.get_json(
+            candidate.entity_set,
+            params={
+                "$filter": f"{candidate.match} eq {odata_literal(value)}",
+                "$select": id_attribute,
+                "$top": "1",
+            },
+        )
+        rows = body.get("value", [])
+        if not rows:
+            return None
+        guid = str(rows[0][id_attribute]).lower()
+        self._ids[cache_key] = guid
+        while len(self._ids) > _CACHE_SIZE:
+            self._ids.popitem(last=False)
+        return guid
+
+    async def _key_path(self, write: TargetWrite) -> str:
+        parts = []
+        for name, value in write.key.items():
+            if isinstance(value, BindRef):
+                _, guid = await self.resolve(value)
+                parts.append(f"_{name}_value={guid}")
+            else:
+                parts.append(f"{name}={odata_literal(value)}")
+        return f"{write.entity_set}({','.join(parts)})"
+
+    async def _read(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self._client.get_json(path)
+        except NotFound:
+            return None
+
+    async def apply(self, write: TargetWrite) -> ApplyOutcome:
+        """Make the target record match ``write``; safe to repeat."""
+        for _ in range(_MAX_CONFLICT_RETRIES):
+            try:
+                return await self._apply_once(write)
+            except (PreconditionFailed, AlreadyExists):
+                log.info(
+                    "dataverse_write_conflict",
+                    entity_set=write.entity_set,
+                    target_key=write.key_text,
+                )
+        return await self._apply_once(write)
+
+    async def _apply_once(self, write: TargetWrite) -> ApplyOutcome:
+        path = await self._key_path(write)
+        current = await self._read(path)
+        if write.kind is WriteKind.DELETE:
+            if current is None:
+                return ApplyOutcome.UNCHANGED
+            await self._client.request("DELETE", path, headers=_if_match(current))
+            return ApplyOutcome.DELETED
+        if current is None and write.kind is WriteKind.UPDATE:
+            raise DependencyMissing(
+                f"{write.entity_set} {write.key_text} does not exist in Sales yet"
+            )
+        check_guard(write, current)
+        binds = {name: await self.resolve(ref) for name, ref in write.binds.items()}
+        fields = {k: v for k, v in write.body.items() if k not in write.key}
+        if current is None:
+            body = {**fields, **_bind_fields(binds)}
+            await self._client.request("PATCH", path, json=body, headers={"If-None-Match": "*"})
+            return ApplyOutcome.CREATED
+        changes = {
+            k: v
+            for k, v in fields.items()
+            if k not in write.create_only and not same_value(current.get(k), v)
+        }
+        changed_binds = {
+            name: bound
+            for name, bound in binds.items()
+            if name not in write.create_only
+            and str(current.get(f"_{name}_value") or "").lower() != bound[1]
+        }
+        if not changes and not changed_binds:
+            return ApplyOutcome.UNCHANGED
+        body = {**changes, **_bind_fields(changed_binds)}
+        await self._client.request("PATCH", path, json=body, headers=_if_match(current))
+        return ApplyOutcome.UPDATED
+
+
+def _bind_fields(binds: Mapping[str, tuple[BindCandidate, str]]) -> dict[str, str]:
+    return {
+        f"{candidate.nav}@odata.bind": f"/{candidate.entity_set}({guid})"
+        for candidate, guid in binds.values()
+    }
+
+
+def _if_match(current: Mapping[str, Any]) -> dict[str, str]:
+    etag = current.get("@odata.etag")
+    return {"If-Match": str(etag)} if etag else {"If-Match": "*"}
