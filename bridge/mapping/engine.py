@@ -120,6 +120,8 @@ def map_field(rule: FieldRule, image: Mapping[str, Any], maps: Mapping[str, Valu
     if rule.constant is not None:
         return rule.constant
     value = image.get(rule.source) if rule.source else None
+    if blank(value) and rule.fallback:
+        value = image.get(rule.fallback)
     if rule.value_map:
         value = translate(maps[rule.value_map], value, rule.target)
     if rule.transform and not blank(value):
@@ -184,6 +186,11 @@ def _transform(name: str, value: Any, target: str) -> Any:
                 return "Yes" if value in (True, "Yes", "yes", 1) else "No"
             case "bool":
                 return value in (True, "Yes", "yes", 1, "true")
+            case "date":
+                return str(value)[:10]
+            case "datetime":
+                text = str(value)
+                return f"{text}T12:00:00Z" if len(text) == 10 else text
     except (ValueError, InvalidOperation) as exc:
         raise MappingError(f"{target}: cannot apply {name} to {value!r}") from exc
     raise MappingError(f"{target}: unknown transform {name}")

@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bridge.errors import ConfigError
+from bridge.mapping.rules import RULES
 from bridge.mapping.template import Template
 
 
@@ -54,8 +55,26 @@ def read_overrides(path: Path) -> dict[str, Any]:
     return data
 
 
+def check_references(templates: dict[str, Template]) -> None:
+    """Every child flow, dependency and rule a template names must exist."""
+    for template in templates.values():
+        names = [c.flow for c in template.children] + template.depends_on
+        unknown = sorted({n for n in names if n not in templates})
+        if unknown:
+            raise ConfigError(f"template {template.name} names unknown flows {unknown}")
+        rules = sorted(set(template.rules) - set(RULES))
+        if rules:
+            raise ConfigError(f"template {template.name} names unknown rules {rules}")
+
+
 def load_templates(overrides_file: Path | None = None) -> dict[str, Template]:
-    """Shipped templates with the user's overrides applied."""
+    """Shipped templates with the user's overrides applied, cross-checked."""
+    templates = _load(overrides_file)
+    check_references(templates)
+    return templates
+
+
+def _load(overrides_file: Path | None) -> dict[str, Template]:
     templates = shipped_templates()
     if overrides_file is None:
         return templates

@@ -14,7 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bridge.contract.envelope import System
 
-Transform = Literal["str", "upper", "lower", "strip", "int", "decimal", "yes_no", "bool"]
+Transform = Literal[
+    "str", "upper", "lower", "strip", "int", "decimal", "yes_no", "bool", "date", "datetime"
+]
 Comparison = Literal["eq", "ne", "in", "not_in", "empty", "not_empty"]
 
 
@@ -34,19 +36,38 @@ class ValueMap(_Model):
     strict: bool = False
 
 
+class BindVia(_Model):
+    """An indirect lookup: the value names a record of ``entity_set`` (by ``match``); the
+    bound record is one whose lookup column ``field`` points at it."""
+
+    entity_set: str
+    match: str
+    field: str
+
+
 class BindCandidate(_Model):
     """A Dataverse lookup target: the record of ``entity_set`` whose ``match`` column equals
-    the field's value, bound through the single-valued navigation property ``nav``."""
+    the field's value (or that ``via`` finds), bound through the navigation property ``nav``.
+    With several matches the first by ``order_by`` wins (e.g. price lists by name)."""
 
     nav: str
     entity_set: str
-    match: str
+    match: str | None = None
+    via: BindVia | None = None
+    order_by: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> BindCandidate:
+        if (self.match is None) == (self.via is None):
+            raise ValueError(f"bind to {self.entity_set} needs exactly one of match or via")
+        return self
 
 
 class FieldRule(_Model):
     """How one target field gets its value.
 
-    Order: ``constant`` wins outright; else the ``source`` attribute, through ``value_map``
+    Order: ``constant`` wins outright; else the ``source`` attribute (or ``fallback`` when
+    it is blank), through ``value_map``
     and ``transform``; a result that is missing or blank becomes ``default``. A ``required``
     field that is still empty makes the event a mapping error. A field with ``bind`` is a
     Dataverse lookup: its value is a business key, resolved to the record it names (the
@@ -56,6 +77,7 @@ class FieldRule(_Model):
 
     target: str
     source: str | None = None
+    fallback: str | None = None
     constant: Any = None
     default: Any = None
     value_map: str | None = None

@@ -53,31 +53,38 @@ class DataverseSink:
             guid = await self._find(candidate, str(ref.value))
             if guid is not None:
                 return candidate, guid
-        names = " or ".join(f"{c.entity_set}.{c.match}" for c in ref.candidates)
+        names = " or ".join(f"{c.entity_set}.{c.match or c.via}" for c in ref.candidates)
         raise DependencyMissing(f"no {names} = {ref.value!r} in Sales yet")
 
     async def _find(self, candidate: BindCandidate, value: str) -> str | None:
-        cache_key = (candidate.entity_set, candidate.match, value.lower())
+        cache_key = (candidate.entity_set, candidate.model_dump_json(), value.lower())
         if cache_key in self._ids:
             self._ids.move_to_end(cache_key)
             return self._ids[cache_key]
-        id_attribute = (await self._metadata.by_entity_set(candidate.entity_set)).primary_id
-        body = await self._client.get_json(
-            candidate.entity_set,
-            params={
-                "$filter": f"{candidate.match} eq {odata_literal(value)}",
-                "$select": id_attribute,
-                "$top": "1",
-            },
-        )
-        rows = body.get("value", [])
-        if not rows:
-            return None
-        guid = str(rows[0][id_attribute]).lower()
-        self._ids[cache_key] = guid
-        while len(self._ids) > _CACHE_SIZE:
-            self._ids.popitem(last=False)
+        if candidate.via is not None:
+            via = BindCandidate(
+                nav="", entity_set=candidate.via.entity_set, match=candidate.via.match
+            )
+            target = await self._find(via, value)
+            if target is None:
+                return None
+            clause = f"{candidate.via.field} eq {target}"
+        else:
+            clause = f"{candidate.match} eq {odata_literal(value)}"
+        guid = await self._first(candidate.entity_set, clause, candidate.order_by)
+        if guid is not None:
+            self._ids[cache_key] = guid
+            while len(self._ids) > _CACHE_SIZE:
+                self._ids.popitem(last=False)
         return guid
+
+    async def _first(self, entity_set: str, clause: str, order_by: str | None) -> str | None:
+        id_attribute = (await self._metadata.by_entity_set(entity_set)).primary_id
+        params = {"$filter": clause, "$select": id_attribute, "$top": "1"}
+        if order_by:
+            params["$orderby"] = order_by
+        rows = (await self._client.get_json(entity_set, params=params)).get("value", [])
+        return str(rows[0][id_attribute]).lower() if rows else None
 
     async def _key_path(self, write: TargetWrite) -> str:
         parts = []
