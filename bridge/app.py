@@ -27,6 +27,7 @@ from bridge.http.retry import RetryPolicy
 from bridge.kafka.consumer import FlowConsumer
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.publisher import EventPublisher
+from bridge.kafka.retries import RetryScheduler, retry_topic
 from bridge.kafka.state import StateStore
 from bridge.kafka.topics import dead_letter_topic, ensure_topics
 from bridge.mapping.loader import load_templates
@@ -114,6 +115,9 @@ class Runtime:
         dead_letters = DeadLetters(
             dead_letter_topic(kafka, template.name), template.name, self.publisher.send_raw
         )
+        retries = RetryScheduler(
+            retry_topic(kafka, template.name), self.settings.flows, self.publisher.send_raw
+        )
         return FlowConsumer(
             kafka=kafka,
             flows=self.settings.flows,
@@ -122,6 +126,7 @@ class Runtime:
             codec=self.codec,
             dead_letters=dead_letters,
             state=self.state,
+            retries=retries,
         )
 
 

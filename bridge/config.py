@@ -115,6 +115,9 @@ class FlowSettings(_Section):
     consumer_group_prefix: str = "bridge"
     apply_concurrency: int = Field(default=8, ge=1)
     blocked_retry_seconds: float = Field(default=5.0, gt=0)
+    dependency_retry_attempts: int = Field(default=8, ge=0)
+    dependency_retry_initial_seconds: float = Field(default=1.0, gt=0)
+    dependency_retry_max_seconds: float = Field(default=60.0, gt=0)
 
 
 class CompanySettings(_Section):

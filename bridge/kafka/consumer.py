@@ -26,6 +26,7 @@ from bridge.config import FlowSettings, KafkaSettings
 from bridge.contract.codec import EventCodec
 from bridge.errors import (
     BridgeError,
+    DependencyMissing,
     EventRejected,
     FlowBlocked,
     TransientError,
@@ -33,18 +34,21 @@ from bridge.errors import (
 )
 from bridge.flows.processor import FlowProcessor
 from bridge.kafka.dead_letters import DeadLetters
+from bridge.kafka.retries import RetryScheduler, attempts_of, seconds_until_due
 from bridge.kafka.state import StateStore
 
 log = structlog.get_logger(__name__)
 
 
 class _Blocked(Exception):
-    """A record could not be applied now; its partition must pause."""
+    """A record could not be applied now; its partition must pause (for ``delay`` seconds
+    when the record itself says how long, e.g. a retry that is not due yet)."""
 
-    def __init__(self, offset: int, cause: BaseException) -> None:
+    def __init__(self, offset: int, cause: BaseException, delay: float | None = None) -> None:
         super().__init__(str(cause))
         self.offset = offset
         self.cause = cause
+        self.delay = delay
 
 
 class FlowConsumer:
@@ -60,6 +64,7 @@ class FlowConsumer:
         codec: EventCodec,
         dead_letters: DeadLetters,
         state: StateStore,
+        retries: RetryScheduler,
     ) -> None:
         self._kafka = kafka
         self._flows = flows
@@ -68,10 +73,12 @@ class FlowConsumer:
         self._codec = codec
         self._dead_letters = dead_letters
         self._state = state
+        self._retries = retries
         self._name = processor.template.name
         self._resume_at: dict[TopicPartition, float] = {}
         self._consumer = AIOKafkaConsumer(
             topic,
+            retries.topic,
             bootstrap_servers=kafka.bootstrap_servers,
             group_id=f"{flows.consumer_group_prefix}.{self._name}",
             client_id=f"{kafka.client_id}-{self._name}",
@@ -140,6 +147,9 @@ class FlowConsumer:
         return None, versions, blocked
 
     async def _apply_record(self, record: ConsumerRecord) -> dict[str, Any]:
+        wait = seconds_until_due(record)
+        if wait > 0:
+            raise _Blocked(record.offset, TransientError("retry not due yet"), delay=wait)
         try:
             event = self._codec.decode(record.value or b"")
         except UndecodableMessage as exc:
@@ -147,6 +157,9 @@ class FlowConsumer:
             return {}
         try:
             processed = await self._processor.process(event)
+        except DependencyMissing as exc:
+            await self._wait_for_prerequisite(record, exc)
+            return {}
         except EventRejected as exc:
             await self._dead_letters.send(record, exc, stage=exc.stage, attempts=1)
             return {}
@@ -157,9 +170,25 @@ class FlowConsumer:
             return {}
         return dict(processed.versions)
 
+    async def _wait_for_prerequisite(self, record: ConsumerRecord, exc: DependencyMissing) -> None:
+        if self._retries.exhausted(record):
+            attempts = attempts_of(record) + 1
+            await self._dead_letters.send(record, exc, stage=exc.stage, attempts=attempts)
+            return
+        wait = await self._retries.schedule(record, str(exc))
+        log.info(
+            "waiting_for_prerequisite",
+            flow=self._name,
+            reason=str(exc),
+            attempt=attempts_of(record) + 1,
+            retry_in_seconds=wait,
+        )
+
     def _pause(self, tp: TopicPartition, blocked: _Blocked) -> None:
         delay = self._flows.blocked_retry_seconds
-        if isinstance(blocked.cause, TransientError) and blocked.cause.retry_after:
+        if blocked.delay is not None:
+            delay = blocked.delay
+        elif isinstance(blocked.cause, TransientError) and blocked.cause.retry_after:
             delay = max(delay, blocked.cause.retry_after)
         self._consumer.seek(tp, blocked.offset)
         self._consumer.pause(tp)

@@ -32,7 +32,12 @@ def change_topics(settings: KafkaSettings) -> list[str]:
 
 async def ensure_topics(settings: KafkaSettings, flows: Iterable[str] = ()) -> None:
     """Create the change, dead-letter and state topics that do not exist yet."""
-    partitioned = [*change_topics(settings), *(dead_letter_topic(settings, f) for f in flows)]
+    flows = list(flows)
+    partitioned = [
+        *change_topics(settings),
+        *(dead_letter_topic(settings, f) for f in flows),
+        *(f"{settings.topic_prefix}.retry.{f}" for f in flows),
+    ]
     wanted = [
         NewTopic(name, settings.partitions, settings.replication_factor) for name in partitioned
     ]
