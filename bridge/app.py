@@ -65,10 +65,23 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
 def enabled_templates(settings: Settings) -> list[Template]:
     """The templates of the enabled flows, with the user's overrides applied."""
     templates = load_templates(settings.flows.templates_file)
-    unknown = sorted(set(settings.flows.enabled) - set(templates))
+    wanted = settings.flows.enabled if settings.flows.enabled is not None else list(templates)
+    unknown = sorted(set(wanted) - set(templates))
     if unknown:
         raise ConfigError(f"unknown flows {unknown}; known: {sorted(templates)}")
-    return [templates[name] for name in settings.flows.enabled if templates[name].enabled]
+    return [templates[name] for name in wanted if templates[name].enabled]
+
+
+def flows_with_children(enabled: list[Template], every: dict[str, Template]) -> list[Template]:
+    """The enabled templates plus the line templates their headers apply."""
+    result = {t.name: t for t in enabled}
+    pending = [c.flow for t in enabled for c in t.children]
+    while pending:
+        name = pending.pop()
+        if name not in result:
+            result[name] = every[name]
+            pending.extend(c.flow for c in every[name].children)
+    return list(result.values())
 
 
 def captured_entities(templates: list[Template]) -> list[SourceEntity]:
@@ -145,7 +158,7 @@ async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None
     """Run the bridge until cancelled: receiver, pollers and one consumer per flow."""
     templates = enabled_templates(settings)
     all_templates = load_templates(settings.flows.templates_file)
-    entities = captured_entities(templates)
+    entities = captured_entities(flows_with_children(templates, all_templates))
     codec = EventCodec.from_directory(settings.schemas_dir)
     policy = RetryPolicy.from_settings(settings.retry)
     await ensure_topics(settings.kafka, [t.name for t in templates])

@@ -108,9 +108,10 @@ class RetrySettings(_Section):
 
 
 class FlowSettings(_Section):
-    """Which flows run and how each consumer batches."""
+    """Which flows run and how each consumer batches. ``enabled`` ``None`` = every shipped
+    template whose ``enabled`` is true."""
 
-    enabled: list[str] = Field(default_factory=lambda: ["accounts"])
+    enabled: list[str] | None = None
     templates_file: Path | None = None
     consumer_group_prefix: str = "bridge"
     apply_concurrency: int = Field(default=8, ge=1)

@@ -1,20 +1,30 @@
-"""``bridge setup``: create the topics and register the webhooks on the source systems."""
+"""``bridge setup``: create the topics and register push notifications on both systems."""
 
 from __future__ import annotations
 
-from bridge.app import captured_entities, enabled_templates
+from bridge.app import captured_entities, enabled_templates, flows_with_children
 from bridge.config import Settings
+from bridge.contract.envelope import System
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.topics import ensure_topics
-from bridge.sources.registration import register_dataverse_webhooks
+from bridge.mapping.loader import load_templates
+from bridge.sources.registration import register_dataverse_webhooks, register_fno_business_events
 
 
 async def run_setup(settings: Settings) -> None:
     """Idempotent: safe to run again after a change of settings."""
     templates = enabled_templates(settings)
     await ensure_topics(settings.kafka, [t.name for t in templates])
-    sales_entities = [e for e in captured_entities(templates) if e.system == "SALES"]
+    entities = captured_entities(
+        flows_with_children(templates, load_templates(settings.flows.templates_file))
+    )
     policy = RetryPolicy.from_settings(settings.retry)
-    async with ApiClient(settings.sales, settings.sales.api_path, policy) as sales:
-        await register_dataverse_webhooks(sales, settings.webhook, sales_entities)
+    sales_entities = [e for e in entities if e.system is System.SALES]
+    fno_entities = [e for e in entities if e.system is System.FNO]
+    if sales_entities:
+        async with ApiClient(settings.sales, settings.sales.api_path, policy) as sales:
+            await register_dataverse_webhooks(sales, settings.webhook, sales_entities)
+    if fno_entities:
+        async with ApiClient(settings.fno, settings.fno.api_path, policy) as fno:
+            await register_fno_business_events(fno, settings.webhook, fno_entities)

@@ -19,7 +19,7 @@ def test_defaults_point_at_the_local_stack(monkeypatch: pytest.MonkeyPatch) -> N
     assert settings.sales.token_url == "http://127.0.0.1:8081/emulated-tenant/oauth2/v2.0/token"
     assert settings.fno.token_scope == "http://127.0.0.1:8082/.default"
     assert settings.webhook.port == 8090
-    assert settings.flows.enabled == ["accounts"]
+    assert settings.flows.enabled is None
 
 
 def test_nested_variables(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,28 @@
+"""Faithful local emulators of the Dataverse Web API (Dynamics 365 Sales) and the Finance and
+Operations OData service, served over loopback HTTP. See docs/emulators.md.
+
+Public API: :class:`Emulators` (both servers as an async context manager),
+:func:`run_emulators` (the ``bridge emulate`` command), :class:`EmulatorSettings`, the
+per-system apps :class:`DataverseEmulator` / :class:`FnoEmulator`, and the entity registries.
+"""
+
+from bridge.emulators.dataverse import DataverseEmulator
+from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
+from bridge.emulators.fno import FnoEmulator
+from bridge.emulators.fno_entities import FNO_ENTITIES
+from bridge.emulators.principals import Principal, PrincipalDirectory
+from bridge.emulators.server import Emulators, run_emulators, serve_forever
+from bridge.emulators.settings import EmulatorSettings
+
+__all__ = [
+    "DATAVERSE_ENTITIES",
+    "FNO_ENTITIES",
+    "DataverseEmulator",
+    "EmulatorSettings",
+    "Emulators",
+    "FnoEmulator",
+    "Principal",
+    "PrincipalDirectory",
+    "run_emulators",
+    "serve_forever",
+]

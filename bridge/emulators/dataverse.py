@@ -1,0 +1,121 @@
+"""The Dataverse (Dynamics 365 Sales) emulator: Web API under ``/api/data/v9.2/``, token
+endpoint, webhooks and the ``/_emulator`` control API, as one aiohttp application.
+
+``DataverseEmulator(settings).app`` can be served by ``web.AppRunner`` or
+``aiohttp.test_utils.TestServer``; its cleanup stops the webhook delivery workers.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from bridge.emulators.admin import AdminTarget
+from bridge.emulators.auth import PRINCIPAL_KEY, TokenIssuer
+from bridge.emulators.dataverse_api import DataverseApi
+from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
+from bridge.emulators.dataverse_seeds import seed_dataverse
+from bridge.emulators.dataverse_tables import DataverseTables
+from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog
+from bridge.emulators.errors import ApiError, dataverse_body
+from bridge.emulators.execution_context import Organization
+from bridge.emulators.faults import FaultInjector
+from bridge.emulators.principals import PrincipalDirectory, stable_id
+from bridge.emulators.protocol import ApiRequest, to_web_response
+from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.store import RecordStore
+from bridge.emulators.web_support import AppParts, build_app
+from bridge.emulators.webhooks import WebhookNotifier, install_registration_rules
+
+API_PREFIX = "/api/data/"
+THROTTLE_MESSAGE = "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
+
+
+def throttle_error(status: int, retry_after: float | None) -> ApiError:
+    """The error a fault rule answers with: 429 is Dataverse's service-protection error."""
+    if status == 429:
+        seconds = retry_after if retry_after is not None else 1
+        return ApiError(
+            429, THROTTLE_MESSAGE, code="0x80072322", headers={"Retry-After": f"{seconds:g}"}
+        )
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+    return ApiError(status, "An unexpected error occurred.", code="0x80040216", headers=headers)
+
+
+class DataverseEmulator:
+    """One emulated Dataverse organization."""
+
+    def __init__(
+        self, settings: EmulatorSettings, directory: PrincipalDirectory | None = None
+    ) -> None:
+        self.settings = settings
+        self.directory = directory or PrincipalDirectory(settings)
+        self.organization = Organization(
+            organization_id=stable_id("organization", settings.organization_name),
+            name=settings.organization_name,
+            business_unit_id=stable_id("businessunit", settings.organization_name),
+        )
+        self.store = RecordStore(timedelta(seconds=settings.change_tracking_retention_seconds))
+        self.tables = DataverseTables(DATAVERSE_ENTITIES, self.store, self.directory)
+        install_registration_rules(self.tables)
+        self.deliveries = DeliveryLog()
+        self.dispatcher = DeliveryDispatcher(self.deliveries)
+        self.webhooks = WebhookNotifier(
+            self.tables, self.dispatcher, self.directory, settings, self.organization
+        )
+        self.store.subscribe(self.webhooks.on_write)
+        self.faults = FaultInjector((API_PREFIX,))
+        self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
+        self.api = DataverseApi(self.tables, self.organization, settings.dataverse_max_page_size)
+        self._seed()
+        self.app = build_app(
+            AppParts(
+                system="dataverse",
+                api_prefix=API_PREFIX,
+                api_route=r"/api/data/{version:v9\.[0-2]}/{tail:.*}",
+                handler=self.handle,
+                issuer=self.issuer,
+                directory=self.directory,
+                faults=self.faults,
+                render_error=dataverse_body,
+                fault_error=throttle_error,
+                admin=AdminTarget(
+                    system="dataverse",
+                    store=self.store,
+                    faults=self.faults,
+                    deliveries=self.deliveries,
+                    dispatcher=self.dispatcher,
+                    directory=self.directory,
+                    reset=self.reset,
+                ),
+            )
+        )
+
+    def reset(self) -> None:
+        """Back to a freshly seeded organization: no records, registrations, faults or logs."""
+        self.store.reset()
+        self.faults.clear()
+        self.deliveries.clear()
+        self._seed()
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        """Serve one Web API request."""
+        version = request.match_info["version"]
+        root = f"{request.scheme}://{request.host}/api/data/{version}/"
+        if not self.webhooks.organization_host:
+            self.webhooks.organization_host = request.host
+        api_request = ApiRequest(
+            method=request.method,
+            path=request.match_info["tail"],
+            query={key: value for key, value in request.query.items()},
+            headers=CIMultiDict(request.headers),
+            body=await request.read(),
+            principal=request[PRINCIPAL_KEY],
+            service_root=root,
+        )
+        return to_web_response(self.api.dispatch(api_request))
+
+    def _seed(self) -> None:
+        seed_dataverse(self.tables, self.directory, self.organization, self.settings.tenant)

@@ -1,0 +1,198 @@
+"""Asynchronous outbound HTTP deliveries (webhooks, business events), in order per channel.
+
+Contract: :meth:`DeliveryDispatcher.submit` never blocks and never raises for delivery
+problems. Each channel (a webhook endpoint, a business-event endpoint) has one worker task,
+so deliveries to it happen one at a time in submission order. A delivery is retried per its
+:class:`RetryPolicy`; the outcome is appended to the :class:`DeliveryLog` and, on final
+failure, passed to the delivery's ``on_failure`` callback. :meth:`DeliveryDispatcher.stop`
+cancels the workers and closes the HTTP session, leaving no task behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import structlog
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how often a failed attempt is repeated.
+
+    ``retry_statuses`` None retries any failure (non-2xx, timeout, connection error);
+    otherwise only those statuses are retried (timeouts and connection errors are final).
+    """
+
+    max_retries: int
+    interval_seconds: float
+    timeout_seconds: float
+    retry_statuses: frozenset[int] | None = None
+
+    def should_retry(self, status: int | None, attempts: int) -> bool:
+        """Whether attempt number ``attempts`` (1-based) that got ``status`` is retried."""
+        if attempts > self.max_retries:
+            return False
+        if self.retry_statuses is None:
+            return True
+        return status is not None and status in self.retry_statuses
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """The final outcome of one delivery."""
+
+    delivered: bool
+    status: int | None
+    attempts: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One outbound POST. ``display_url`` is the URL without secrets, for the log."""
+
+    kind: str
+    channel: str
+    url: str
+    display_url: str
+    body: bytes
+    headers: Mapping[str, str]
+    policy: RetryPolicy
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    on_failure: Callable[[Delivery, DeliveryResult], None] | None = None
+
+
+class DeliveryLog:
+    """Outcomes of finished deliveries, oldest first."""
+
+    def __init__(self) -> None:
+        self._entries: list[dict[str, Any]] = []
+
+    def append(self, delivery: Delivery, result: DeliveryResult) -> None:
+        """Record a finished delivery."""
+        self._entries.append(
+            {
+                "id": len(self._entries) + 1,
+                "kind": delivery.kind,
+                "channel": delivery.channel,
+                "url": delivery.display_url,
+                "outcome": "delivered" if result.delivered else "failed",
+                "status": result.status,
+                "attempts": result.attempts,
+                "error": result.error,
+                "time": datetime.now(UTC).isoformat(),
+                **delivery.meta,
+            }
+        )
+
+    def entries(self) -> list[dict[str, Any]]:
+        """Every entry."""
+        return list(self._entries)
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
+
+class DeliveryDispatcher:
+    """Per-channel queues and workers; see the module docstring for the contract."""
+
+    def __init__(self, delivery_log: DeliveryLog) -> None:
+        self._log = delivery_log
+        self._queues: dict[str, asyncio.Queue[Delivery]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def submit(self, delivery: Delivery) -> None:
+        """Queue ``delivery`` behind earlier ones of the same channel."""
+        queue = self._queues.get(delivery.channel)
+        if queue is None:
+            queue = self._queues[delivery.channel] = asyncio.Queue()
+            self._workers[delivery.channel] = asyncio.create_task(
+                self._work(queue), name=f"emulator-delivery-{delivery.channel}"
+            )
+        queue.put_nowait(delivery)
+
+    async def wait_idle(self) -> None:
+        """Wait until every queued delivery has finished (wrap in ``asyncio.timeout``)."""
+        seen = -1
+        while seen != len(self._queues):
+            seen = len(self._queues)
+            for queue in list(self._queues.values()):
+                await queue.join()
+
+    async def stop(self) -> None:
+        """Cancel the workers, drop queued deliveries and close the HTTP session."""
+        workers = list(self._workers.values())
+        for worker in workers:
+            worker.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        self._queues.clear()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _work(self, queue: asyncio.Queue[Delivery]) -> None:
+        while True:
+            delivery = await queue.get()
+            try:
+                result = await self._deliver(delivery)
+                self._finish(delivery, result)
+            finally:
+                queue.task_done()
+
+    def _finish(self, delivery: Delivery, result: DeliveryResult) -> None:
+        self._log.append(delivery, result)
+        event = f"{delivery.kind}_delivered" if result.delivered else f"{delivery.kind}_failed"
+        log.info(
+            event,
+            channel=delivery.channel,
+            url=delivery.display_url,
+            status=result.status,
+            attempts=result.attempts,
+            error=result.error,
+        )
+        if not result.delivered and delivery.on_failure is not None:
+            try:
+                delivery.on_failure(delivery, result)
+            except Exception:
+                log.exception("delivery_failure_handler_failed", channel=delivery.channel)
+
+    async def _deliver(self, delivery: Delivery) -> DeliveryResult:
+        attempts = 0
+        while True:
+            attempts += 1
+            status, error = await self._attempt(delivery)
+            if status is not None and 200 <= status < 300:
+                return DeliveryResult(True, status, attempts, None)
+            if not delivery.policy.should_retry(status, attempts):
+                return DeliveryResult(False, status, attempts, error)
+            await asyncio.sleep(delivery.policy.interval_seconds)
+
+    async def _attempt(self, delivery: Delivery) -> tuple[int | None, str | None]:
+        session = self._session_or_new()
+        timeout = aiohttp.ClientTimeout(total=delivery.policy.timeout_seconds)
+        try:
+            async with session.post(
+                delivery.url, data=delivery.body, headers=dict(delivery.headers), timeout=timeout
+            ) as response:
+                await response.read()
+                error = None if response.status < 300 else f"HTTP {response.status}"
+                return response.status, error
+        except TimeoutError:
+            return None, f"timed out after {delivery.policy.timeout_seconds:g} s"
+        except aiohttp.ClientError as exc:
+            return None, f"{type(exc).__name__}: {exc}"
+
+    def _session_or_new(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session

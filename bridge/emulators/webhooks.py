@@ -1,0 +1,352 @@
+"""Dataverse webhooks: registration rules and asynchronous delivery (dynamics-apis.md A.9).
+
+Registration is plain Web API writes to ``serviceendpoints``, ``sdkmessageprocessingsteps``
+and ``sdkmessageprocessingstepimages``; :func:`install_registration_rules` validates them.
+:class:`WebhookNotifier` listens to committed writes: for every enabled step whose message
+and filter match (Update: only if a ``filteringattributes`` column was written) it builds
+the RemoteExecutionContext immediately (images as of the write) and queues a POST to the
+endpoint's URL, one worker per endpoint so per-record order is kept. Auth per ``authtype``:
+4 WebhookKey ``?code=``, 5 HttpHeader headers, 6 HttpQueryString query parameters, from
+``<settings><setting name="k" value="v" /></settings>``. 2xx = delivered; 502/503/504 get
+one more attempt; anything else or a timeout is recorded as a failed ``asyncoperation``
+(statuscode 31, ``_owningextensionid_value`` = step id).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from bridge.emulators.dataverse_tables import DataverseTables, WriteSet
+from bridge.emulators.delivery import Delivery, DeliveryDispatcher, DeliveryResult, RetryPolicy
+from bridge.emulators.entities import EntityDef
+from bridge.emulators.errors import ApiError
+from bridge.emulators.execution_context import (
+    ContextInput,
+    Image,
+    Organization,
+    build_context,
+    image_attributes,
+)
+from bridge.emulators.odata_values import LookupRef
+from bridge.emulators.principals import SYSTEM, PrincipalDirectory
+from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.store import Op, StoredRecord, WriteEvent
+from bridge.emulators.webhook_entities import (
+    ASYNC_OPERATION,
+    PLATFORM_TABLES,
+    SDK_MESSAGE,
+    SDK_MESSAGE_FILTER,
+    SERVICE_ENDPOINT,
+    STEP,
+    STEP_IMAGE,
+)
+
+WEBHOOK_CONTRACT = 8
+WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING = 4, 5, 6
+MAX_BODY = 256 * 1024
+_MESSAGES = {Op.CREATE: "Create", Op.UPDATE: "Update", Op.DELETE: "Delete"}
+_SETTING = re.compile(r'<setting\s+name="([^"]*)"\s+value="([^"]*)"\s*/>')
+
+
+def parse_settings(xml: str) -> dict[str, str]:
+    """``<settings><setting name="k" value="v" /></settings>`` as a dict (400 if malformed)."""
+    text = xml.strip()
+    pairs = _SETTING.findall(text)
+    if not text.startswith("<settings>") or not text.endswith("</settings>") or not pairs:
+        raise ApiError(
+            400,
+            'The authvalue must be <settings><setting name="..." value="..." /></settings>.',
+            code="0x80040203",
+        )
+    return {html.unescape(name): html.unescape(value) for name, value in pairs}
+
+
+def _check_endpoint(
+    entity: EntityDef, values: dict[str, Any], existing: StoredRecord | None
+) -> None:
+    if existing is not None and "authvalue" not in values:
+        values["authvalue"] = existing.values.get("authvalue")
+    if values.get("contract") != WEBHOOK_CONTRACT:
+        return
+    url = values.get("url") or ""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ApiError(
+            400, "A webhook service endpoint needs an absolute http(s) url.", code="0x80040203"
+        )
+    if values.get("authtype") not in (WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING):
+        raise ApiError(
+            400,
+            "A webhook needs authtype 4 (WebhookKey), 5 (HttpHeader) or 6 (HttpQueryString).",
+            code="0x80040203",
+        )
+    if not values.get("authvalue"):
+        raise ApiError(400, "A webhook needs an authvalue.", code="0x80040203")
+    if values["authtype"] != WEBHOOK_KEY:
+        parse_settings(values["authvalue"])
+
+
+def install_registration_rules(tables: DataverseTables) -> None:
+    """Validate webhook registrations as Dataverse does."""
+    tables.add_hook(SERVICE_ENDPOINT, _check_endpoint)
+
+    def check_step(
+        entity: EntityDef, values: dict[str, Any], existing: StoredRecord | None
+    ) -> None:
+        handler = values.get("eventhandler")
+        if not isinstance(handler, LookupRef):
+            raise ApiError(
+                400,
+                "The step needs an event handler (eventhandler_serviceendpoint@odata.bind).",
+                code="0x80040203",
+            )
+        if values.get("mode") == 1 and values.get("stage") not in (None, 40):
+            raise ApiError(
+                400,
+                "Asynchronous steps are supported only in the PostOperation stage (40).",
+                code="0x80040203",
+            )
+        message, message_filter = values.get("sdkmessageid"), values.get("sdkmessagefilterid")
+        filter_record = (
+            tables.get(tables.entity(SDK_MESSAGE_FILTER), message_filter.id)
+            if isinstance(message_filter, LookupRef)
+            else None
+        )
+        if filter_record is not None and isinstance(message, LookupRef):
+            filter_message = filter_record.values.get("sdkmessageid")
+            if not isinstance(filter_message, LookupRef) or filter_message.id != message.id:
+                raise ApiError(
+                    400,
+                    "The message filter does not belong to the step's message.",
+                    code="0x80040203",
+                )
+        values.setdefault("stage", 40)
+        values.setdefault("mode", 0)
+
+    tables.add_hook(STEP, check_step)
+
+
+class WebhookNotifier:
+    """Turns committed writes into webhook deliveries (see the module docstring)."""
+
+    def __init__(
+        self,
+        tables: DataverseTables,
+        dispatcher: DeliveryDispatcher,
+        directory: PrincipalDirectory,
+        settings: EmulatorSettings,
+        organization: Organization,
+    ) -> None:
+        self.tables = tables
+        self.dispatcher = dispatcher
+        self.directory = directory
+        self.settings = settings
+        self.organization = organization
+        self.organization_host = ""
+
+    def on_write(self, event: WriteEvent) -> None:
+        """Store listener: queue a notification per matching step."""
+        if event.entity in PLATFORM_TABLES or event.entity not in {
+            e.name for e in self.tables.registry
+        }:
+            return
+        entity = self.tables.entity(event.entity)
+        message = _MESSAGES[event.op]
+        correlation = str(uuid.uuid4())
+        for step in self._matching_steps(entity.name, message, event.changed):
+            endpoint = self._endpoint(step)
+            if endpoint is not None:
+                self._queue(entity, event, message, step, endpoint, correlation)
+
+    def _name(self, entity_name: str, ref: Any, attribute: str) -> Any:
+        if not isinstance(ref, LookupRef):
+            return None
+        record = self.tables.get(self.tables.entity(entity_name), ref.id)
+        return record.values.get(attribute) if record else None
+
+    def _matching_steps(
+        self, entity: str, message: str, changed: frozenset[str]
+    ) -> list[StoredRecord]:
+        steps = []
+        for step in self.tables.store.records(STEP):
+            values = step.values
+            if (
+                values.get("statecode") != 0
+                or self._name(SDK_MESSAGE, values.get("sdkmessageid"), "name") != message
+            ):
+                continue
+            message_filter = values.get("sdkmessagefilterid")
+            if (
+                message_filter is not None
+                and self._name(SDK_MESSAGE_FILTER, message_filter, "primaryobjecttypecode")
+                != entity
+            ):
+                continue
+            wanted = {
+                a.strip().lower()
+                for a in (values.get("filteringattributes") or "").split(",")
+                if a.strip()
+            }
+            if message == "Update" and wanted and not wanted & changed:
+                continue
+            steps.append(step)
+        return sorted(steps, key=lambda s: s.values.get("rank") or 0)
+
+    def _endpoint(self, step: StoredRecord) -> StoredRecord | None:
+        handler = step.values.get("eventhandler")
+        if not isinstance(handler, LookupRef) or handler.entity != SERVICE_ENDPOINT:
+            return None
+        endpoint = self.tables.get(self.tables.entity(SERVICE_ENDPOINT), handler.id)
+        if endpoint is None or endpoint.values.get("contract") != WEBHOOK_CONTRACT:
+            return None
+        return endpoint
+
+    def _images(self, step_id: str) -> list[tuple[int, Image]]:
+        images = []
+        for record in self.tables.store.records(STEP_IMAGE):
+            owner = record.values.get("sdkmessageprocessingstepid")
+            if isinstance(owner, LookupRef) and owner.id == step_id:
+                names = record.values.get("attributes") or ""
+                attributes = (
+                    frozenset(a.strip().lower() for a in names.split(",") if a.strip()) or None
+                )
+                alias = record.values.get("entityalias") or "image"
+                images.append((record.values.get("imagetype") or 0, Image(alias, attributes)))
+        return images
+
+    def _context_input(
+        self,
+        entity: EntityDef,
+        event: WriteEvent,
+        message: str,
+        step: StoredRecord,
+        correlation: str,
+    ) -> ContextInput:
+        before = self.tables.view(entity, event.before) if event.before else None
+        after = self.tables.view(entity, event.after) if event.after else None
+        pre, post = [], []
+        for image_type, image in self._images(self.tables.record_id(step)):
+            if image_type in (0, 2) and before is not None and message != "Create":
+                pre.append((image, image_attributes(before, image)))
+            if image_type in (1, 2) and after is not None:
+                post.append((image, image_attributes(after, image)))
+        return ContextInput(
+            message=message,
+            entity=entity,
+            record_id=str(event.key[0]),
+            target=_target(entity, message, event, after),
+            pre_images=pre,
+            post_images=post,
+            principal=self.directory.get(event.principal) or SYSTEM,
+            step_id=self.tables.record_id(step),
+            step_name=str(step.values.get("name") or ""),
+            mode=int(step.values.get("mode") or 0),
+            correlation_id=correlation,
+            created_on=event.after.modified_at if event.after else self.tables.store.now(),
+        )
+
+    def _queue(
+        self,
+        entity: EntityDef,
+        event: WriteEvent,
+        message: str,
+        step: StoredRecord,
+        endpoint: StoredRecord,
+        correlation: str,
+    ) -> None:
+        context = build_context(
+            self._context_input(entity, event, message, step, correlation), self.organization
+        )
+        headers = {
+            "Content-Type": "application/json",
+            "x-ms-dynamics-organization": self.organization_host or self.organization.name,
+            "x-ms-dynamics-entity-name": entity.name,
+            "x-ms-dynamics-request-name": message,
+            "x-ms-correlation-request-id": correlation,
+        }
+        body = json.dumps(context).encode()
+        if len(body) > MAX_BODY:
+            for key in ("ParentContext", "InputParameters", "PreEntityImages", "PostEntityImages"):
+                context[key] = None if key == "ParentContext" else []
+            body = json.dumps(context).encode()
+            headers["x-ms-dynamics-msg-size-exceeded"] = "true"
+        url, display_url = _authenticated_url(endpoint.values, headers)
+        self.dispatcher.submit(
+            Delivery(
+                kind="webhook",
+                channel=self.tables.record_id(endpoint),
+                url=url,
+                display_url=display_url,
+                body=body,
+                headers=headers,
+                policy=RetryPolicy(
+                    max_retries=1,
+                    interval_seconds=self.settings.webhook_retry_delay_seconds,
+                    timeout_seconds=self.settings.webhook_timeout_seconds,
+                    retry_statuses=frozenset({502, 503, 504}),
+                ),
+                meta={
+                    "entity": entity.name,
+                    "message": message,
+                    "record_id": str(event.key[0]),
+                    "step_id": self.tables.record_id(step),
+                },
+                on_failure=self._record_failure,
+            )
+        )
+
+    def _record_failure(self, delivery: Delivery, result: DeliveryResult) -> None:
+        meta = delivery.meta
+        entity = self.tables.entity(ASYNC_OPERATION)
+        regarding_targets = entity.fields["regardingobjectid"].targets
+        now = self.tables.store.now()
+        values: dict[str, Any] = {
+            "name": f"Webhook delivery failed: {meta['message']} of {meta['entity']}",
+            "operationtype": 1,
+            "statecode": 3,
+            "statuscode": 31,
+            "message": f"Webhook delivery to {delivery.display_url} failed after {result.attempts} attempt(s): {result.error}",
+            "friendlymessage": result.error,
+            "errorcode": result.status or 0,
+            "depth": 1,
+            "messagename": meta["message"],
+            "primaryentitytype": meta["entity"],
+            "correlationid": delivery.headers.get("x-ms-correlation-request-id"),
+            "owningextensionid": LookupRef(STEP, meta["step_id"]),
+            "startedon": now,
+            "completedon": now,
+        }
+        if meta["entity"] in regarding_targets and meta["message"] != "Delete":
+            values["regardingobjectid"] = LookupRef(meta["entity"], meta["record_id"])
+        self.tables.create(entity, WriteSet(values, frozenset(values)), SYSTEM.client_id)
+
+
+def _target(
+    entity: EntityDef, message: str, event: WriteEvent, after: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    if message == "Delete" or after is None:
+        return None
+    if message == "Create":
+        return {k: v for k, v in after.items() if v is not None or k in event.changed}
+    names = set(event.changed) | {entity.primary_id, "modifiedon", "modifiedby"}
+    return {k: after.get(k) for k in after if k in names}
+
+
+def _authenticated_url(endpoint: Mapping[str, Any], headers: dict[str, str]) -> tuple[str, str]:
+    url = str(endpoint.get("url"))
+    auth_type, auth_value = endpoint.get("authtype"), str(endpoint.get("authvalue") or "")
+    joiner = "&" if "?" in url else "?"
+    if auth_type == WEBHOOK_KEY:
+        return f"{url}{joiner}code={quote(auth_value, safe='')}", f"{url}{joiner}code=***"
+    settings = parse_settings(auth_value)
+    if auth_type == HTTP_HEADER:
+        headers.update(settings)
+        return url, url
+    query = "&".join(f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in settings.items())
+    shown = "&".join(f"{quote(k, safe='')}=***" for k in settings)
+    return f"{url}{joiner}{query}", f"{url}{joiner}{shown}"

@@ -1,0 +1,82 @@
+"""Fixtures for the emulator tests: each emulator behind aiohttp's TestServer with bearer
+headers for the bridge and "user" principals, and a local receiver for outbound calls."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from bridge.emulators.dataverse import DataverseEmulator
+from bridge.emulators.fno import FnoEmulator
+from bridge.emulators.settings import EmulatorSettings
+from tests.unit.emulators.support import (
+    BRIDGE,
+    USER,
+    FnoHarness,
+    Received,
+    Receiver,
+    SalesHarness,
+    token_for,
+)
+
+
+@pytest.fixture
+def settings() -> EmulatorSettings:
+    """Settings with fast retries and short timeouts."""
+    return EmulatorSettings(
+        webhook_retry_delay_seconds=0.01,
+        fno_event_retry_interval_seconds=0.01,
+        webhook_timeout_seconds=2.0,
+    )
+
+
+@pytest.fixture
+async def sales(settings: EmulatorSettings) -> AsyncIterator[SalesHarness]:
+    """The Dataverse emulator behind a test server."""
+    emulator = DataverseEmulator(settings)
+    async with TestClient(TestServer(emulator.app)) as client:
+        bridge = {"Authorization": f"Bearer {await token_for(client, BRIDGE)}"}
+        user = {"Authorization": f"Bearer {await token_for(client, USER)}"}
+        yield SalesHarness(client, bridge, user, emulator=emulator)
+
+
+@pytest.fixture
+async def fno(settings: EmulatorSettings) -> AsyncIterator[FnoHarness]:
+    """The F&O emulator behind a test server."""
+    emulator = FnoEmulator(settings)
+    async with TestClient(TestServer(emulator.app)) as client:
+        bridge = {"Authorization": f"Bearer {await token_for(client, BRIDGE)}"}
+        user = {"Authorization": f"Bearer {await token_for(client, USER)}"}
+        yield FnoHarness(client, bridge, user, emulator=emulator)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook/business-event receiver on a free loopback port."""
+    state = Receiver(url="", requests=[], statuses=[])
+
+    async def handle(request: web.Request) -> web.Response:
+        raw = await request.read()
+        body = json.loads(raw) if raw else None
+        state.requests.append(
+            Received(request.path, dict(request.query), dict(request.headers), body)
+        )
+        state.arrived.set()
+        if state.delay_seconds:
+            await asyncio.sleep(state.delay_seconds)
+        return web.Response(status=state.statuses.pop(0) if state.statuses else 200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    server = TestServer(app)
+    await server.start_server()
+    state.url = str(server.make_url("/hook"))
+    try:
+        yield state
+    finally:
+        await server.close()
