@@ -19,17 +19,16 @@ from rich.live import Live
 
 from bridge.app import start_bridge
 from bridge.config import LogSettings, Settings
-from bridge.demo.activity import Change, SalesActivity
+from bridge.demo.activity import AccountActivity, Change
+from bridge.demo.actors import OrderProcessor, Salesperson
+from bridge.demo.story import tell
 from bridge.demo.view import render, summary
 from bridge.emulators.server import Emulators
 from bridge.emulators.settings import EmulatorSettings
-from bridge.errors import NotFound
 from bridge.http.client import ApiClient
-from bridge.http.odata import key_path
 from bridge.http.retry import RetryPolicy
 from bridge.logs import configure_logging
 from bridge.setup import run_setup
-from bridge.sinks.fno import CROSS_COMPANY, same_value
 
 LOG_FILE = Path(".local/demo.log")
 
@@ -44,22 +43,21 @@ def user_clients(settings: Settings, policy: RetryPolicy) -> tuple[ApiClient, Ap
     )
 
 
-async def watch(fno: ApiClient, company: str, changes: list[Change]) -> None:
-    """Mark each change seen when F&O's customer holds its expected values."""
+async def watch(changes: list[Change]) -> None:
+    """Mark each change seen once its check passes."""
     while True:
         for change in [c for c in changes if c.seen_at is None]:
-            key = {"dataAreaId": company, "CustomerAccount": change.account_number}
-            try:
-                record = await fno.get_json(key_path("CustomersV3", key), params=CROSS_COMPANY)
-            except NotFound:
-                continue
-            if all(same_value(record.get(k), v) for k, v in change.expected.items()):
+            if await change.check():
                 change.seen_at = time.monotonic()
         await asyncio.sleep(0.05)
 
 
-async def generate(activity: SalesActivity, accounts: int, changes: list[Change]) -> None:
-    """Create ``accounts`` accounts and about as many edits, a few per second."""
+async def generate(
+    sales: Salesperson, fno: OrderProcessor, accounts: int, changes: list[Change]
+) -> None:
+    """Tell the prospect-to-cash story, then create and edit accounts, a few per second."""
+    await tell(sales, fno, changes)
+    activity = AccountActivity(sales, fno)
     for index in range(accounts):
         changes.append(await activity.create_account(index))
         await asyncio.sleep(0.3)
@@ -94,9 +92,10 @@ async def run_demo(
         changes: list[Change] = []
         sales, fno = user_clients(settings, policy)
         async with sales, fno:
+            people = Salesperson(sales), OrderProcessor(fno, settings.fno.default_company)
             tasks = [
-                asyncio.create_task(watch(fno, settings.fno.default_company, changes)),
-                asyncio.create_task(generate(SalesActivity(sales), accounts, changes)),
+                asyncio.create_task(watch(changes)),
+                asyncio.create_task(generate(*people, accounts, changes)),
             ]
             try:
                 await _show(console, changes, seconds)
@@ -111,7 +110,7 @@ async def run_demo(
 
 async def _show(console: Console, changes: list[Change], seconds: float) -> None:
     deadline = time.monotonic() + seconds if seconds > 0 else None
-    title = "Sales accounts → F&O customers (Ctrl-C to stop)"
+    title = "Prospect to cash: Sales ⇄ Kafka ⇄ Finance and Operations (Ctrl-C to stop)"
     with Live(render(changes, title), console=console, refresh_per_second=8) as live:
         while deadline is None or time.monotonic() < deadline:
             live.update(render(changes, title))
