@@ -54,9 +54,9 @@ async def _find_one(client: ApiClient, entity_set: str, filter_: str, id_attr: s
     return str(rows[0][id_attr]).lower() if rows else None
 
 
-async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings) -> str:
+async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings, name: str) -> str:
     payload = {
-        "name": ENDPOINT_NAME,
+        "name": name,
         "contract": WEBHOOK_CONTRACT,
         "url": f"{webhook.url}{DATAVERSE_PATH}",
         "authtype": AUTH_WEBHOOK_KEY,
@@ -64,7 +64,7 @@ async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings) -> str:
         "messageformat": MESSAGE_FORMAT_JSON,
     }
     existing = await _find_one(
-        client, "serviceendpoints", f"name eq {odata_literal(ENDPOINT_NAME)}", "serviceendpointid"
+        client, "serviceendpoints", f"name eq {odata_literal(name)}", "serviceendpointid"
     )
     if existing:
         await client.request("PATCH", f"serviceendpoints({existing})", json=payload)
@@ -74,9 +74,9 @@ async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings) -> str:
 
 
 async def _ensure_step(
-    client: ApiClient, endpoint_id: str, entity: SourceEntity, message: str
+    client: ApiClient, endpoint_id: str, entity: SourceEntity, message: str, endpoint_name: str
 ) -> None:
-    name = f"{ENDPOINT_NAME}: {message} of {entity.entity}"
+    name = f"{endpoint_name}: {message} of {entity.entity}"
     if await _find_one(
         client,
         "sdkmessageprocessingsteps",
@@ -126,13 +126,16 @@ async def _ensure_step(
 
 
 async def register_dataverse_webhooks(
-    client: ApiClient, webhook: WebhookSettings, entities: list[SourceEntity]
+    client: ApiClient,
+    webhook: WebhookSettings,
+    entities: list[SourceEntity],
+    endpoint_name: str = ENDPOINT_NAME,
 ) -> str:
     """Register (or update) the webhook endpoint and its steps; return the endpoint id."""
-    endpoint_id = await _upsert_endpoint(client, webhook)
+    endpoint_id = await _upsert_endpoint(client, webhook, endpoint_name)
     for entity in entities:
         for message in _IMAGES:
-            await _ensure_step(client, endpoint_id, entity, message)
+            await _ensure_step(client, endpoint_id, entity, message, endpoint_name)
     log.info(
         "webhooks_registered",
         endpoint=endpoint_id,
