@@ -105,6 +105,111 @@ def demo(
         )
 
 
+# --- operations: dead letters, replay, backfill, reconcile (docs/operations.md) -------------
+
+FlowOption = Annotated[str, typer.Option("--flow", help="The flow (template name)")]
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Inspect a flow's dead letters; re-inject them.")
+app.add_typer(dlq_app, name="dlq")
+
+
+@dlq_app.command("list")
+def dlq_list(
+    flow: Annotated[
+        str | None, typer.Option(help="Only this flow (default: every enabled flow)")
+    ] = None,
+) -> None:
+    """List dead letters: time, stage, error, original offset, pending or replayed."""
+    from bridge.ops.commands import dlq_list_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(dlq_list_command(settings, flow))
+
+
+@dlq_app.command("show")
+def dlq_show(
+    flow: FlowOption,
+    ref: Annotated[str, typer.Argument(help="PARTITION:OFFSET in the dead-letter topic")],
+) -> None:
+    """Show one dead letter: every header and its decoded change event."""
+    from bridge.ops.commands import dlq_show_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(dlq_show_command(settings, flow, ref))
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    flow: FlowOption,
+    refs: Annotated[
+        list[str] | None, typer.Argument(help="PARTITION:OFFSET of each dead letter to replay")
+    ] = None,
+    all_pending: Annotated[
+        bool, typer.Option("--all", help="Replay every dead letter not replayed yet")
+    ] = False,
+) -> None:
+    """Re-publish dead letters to the flow's source topic, after the cause was fixed."""
+    from bridge.ops.commands import dlq_replay_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(dlq_replay_command(settings, flow, refs or [], all_pending=all_pending))
+
+
+@app.command()
+def replay(
+    flow: FlowOption,
+    from_time: Annotated[
+        str, typer.Option("--from", help="ISO-8601 time, e.g. 2026-03-01T10:00:00Z (UTC if bare)")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Show the resets; change nothing")] = False,
+) -> None:
+    """Re-apply a flow's events since a time. Stop the bridge first (refused while it runs)."""
+    from bridge.ops.commands import replay_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(replay_command(settings, flow, from_time, dry_run=dry_run))
+
+
+@app.command()
+def backfill(
+    flow: FlowOption,
+    restart: Annotated[bool, typer.Option(help="Ignore a stored position; start over")] = False,
+    page_size: Annotated[
+        int | None, typer.Option(min=1, max=5000, help="Records per page (default: poller's)")
+    ] = None,
+    max_pages: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many pages (resume later)")
+    ] = None,
+) -> None:
+    """Publish every source record of a flow as a snapshot event; resumable."""
+    from bridge.ops.commands import backfill_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(
+        backfill_command(settings, flow, restart=restart, page_size=page_size, max_pages=max_pages)
+    )
+
+
+@app.command()
+def reconcile(
+    flow: FlowOption,
+    repair: Annotated[
+        bool, typer.Option(help="Publish corrective events for missing and different records")
+    ] = False,
+) -> None:
+    """Compare a flow's source and target; exit 1 when they drifted apart."""
+    from bridge.ops.commands import reconcile_command
+
+    settings = _settings()
+    configure_logging(settings.log)
+    run_until_signalled(reconcile_command(settings, flow, repair_drift=repair))
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -95,8 +95,10 @@ class FlowProcessor:
         self._sink = sink
         self._context = context
 
-    def skip_reason(self, event: ChangeEvent) -> str | None:
-        """Why an event must not be applied (echo or stale), or ``None``."""
+    def skip_reason(self, event: ChangeEvent, *, reapply: bool = False) -> str | None:
+        """Why an event must not be applied (echo or stale), or ``None``. With ``reapply``
+        (an operator's corrective event) the version already applied is applied again; an
+        older version never is."""
         if self._context.identities.is_bridge(event.source.system, event.source.changed_by):
             return "echo of the bridge's own write"
         applied = self._context.applied_versions.get(version_key(self.template.name, event))
@@ -105,8 +107,11 @@ class FlowProcessor:
         if applied.get("deleted"):
             return "record already deleted"
         version = event.source.record_version
-        newer_applied = version is not None and version <= (applied.get("version") or -1)
-        if event.operation is not Operation.DELETE and newer_applied:
+        applied_version = applied.get("version") or -1
+        stale = version is not None and (
+            version < applied_version or (version == applied_version and not reapply)
+        )
+        if event.operation is not Operation.DELETE and stale:
             return f"version {version} already applied ({applied.get('version')})"
         return None
 
@@ -118,9 +123,10 @@ class FlowProcessor:
             return str(company) if companies.is_mapped(company) else None
         return companies.for_business_unit(event.image.get("_owningbusinessunit_value"))
 
-    async def process(self, event: ChangeEvent) -> Processed:
-        """Apply ``event``; raises the error tree's errors for the consumer to handle."""
-        reason = self.skip_reason(event)
+    async def process(self, event: ChangeEvent, *, reapply: bool = False) -> Processed:
+        """Apply ``event``; raises the error tree's errors for the consumer to handle.
+        ``reapply``: see :meth:`skip_reason`."""
+        reason = self.skip_reason(event, reapply=reapply)
         company = self.company(event)
         if reason is None and company is None:
             reason = (

@@ -39,6 +39,15 @@ from bridge.kafka.state import StateStore
 
 log = structlog.get_logger(__name__)
 
+FORCE_HEADER = "bridge.force"
+"""Header of an operator's corrective event (``bridge dlq replay``, ``reconcile --repair``):
+with value ``1`` the event is applied even if its version was applied already."""
+
+
+def is_forced(headers: Any) -> bool:
+    """Whether a record carries ``bridge.force=1``."""
+    return any(name == FORCE_HEADER and value == b"1" for name, value in (headers or ()))
+
 
 class _Blocked(Exception):
     """A record could not be applied now; its partition must pause (for ``delay`` seconds
@@ -156,7 +165,7 @@ class FlowConsumer:
             await self._dead_letters.send(record, exc, stage="decode", attempts=1)
             return {}
         try:
-            processed = await self._processor.process(event)
+            processed = await self._processor.process(event, reapply=is_forced(record.headers))
         except DependencyMissing as exc:
             await self._wait_for_prerequisite(record, exc)
             return {}

@@ -270,3 +270,21 @@ async def test_replay_from_a_time_reapplies_what_the_flow_applied_since(stack: S
 
     async with running_bridge(settings):
         await eventually(lambda: customer_where(stack, numbers[0], OrganizationName="Contoso 0"))
+
+
+async def test_backfill_reads_fno_sources_of_the_mapped_companies(stack: Stack) -> None:
+    for company, number in (("usmf", "P-1"), ("usmf", "P-2"), ("usmf", "P-3"), ("usrt", "P-4")):
+        await stack.fno_user.request(
+            "POST",
+            "CDSReleasedDistinctProducts",
+            json={"dataAreaId": company, "ProductNumber": number, "ProductName": f"Bolt {number}"},
+        )
+    result = await backfill_flow(stack.settings, "products", page_size=2, console=quiet())
+    assert result.complete
+    assert (result.progress.published, result.progress.pages) == (3, 2)
+    topic = f"{stack.settings.kafka.topic_prefix}.fno.product"
+    events = await read_topic(stack.settings, topic, lambda evs: len(evs) >= 3)
+    assert sorted(e.source.record_id for e in events) == ["usmf|p-1", "usmf|p-2", "usmf|p-3"]
+    assert {(e.operation, e.source.capture) for e in events} == {
+        (Operation.SNAPSHOT, Capture.BACKFILL)
+    }

@@ -22,8 +22,12 @@ LINE = {"product": "SPK-100", "quantity": 3.0, "price": 220.5, "discount": 10.0}
 
 def fast_flows(stack: Stack, **changes: Any) -> FlowSettings:
     return stack.settings.flows.model_copy(
-        update={"dependency_retry_initial_seconds": 0.2, "dependency_retry_max_seconds": 1.0,
-                "dependency_retry_attempts": 30, **changes}
+        update={
+            "dependency_retry_initial_seconds": 0.2,
+            "dependency_retry_max_seconds": 1.0,
+            "dependency_retry_attempts": 30,
+            **changes,
+        }
     )
 
 
@@ -31,9 +35,14 @@ async def present(read: Any) -> Any:
     return await read
 
 
-def bridge_writes(stats: dict[str, Any], entity: str, bridge_client: str = "bridge-local") -> list[dict[str, int]]:
+def bridge_writes(
+    stats: dict[str, Any], entity: str, bridge_client: str = "bridge-local"
+) -> list[dict[str, int]]:
     records = stats["entities"].get(entity, {}).get("records", {})
-    return [r["by_principal"].get(bridge_client, {"creates": 0, "updates": 0, "deletes": 0}) for r in records.values()]
+    return [
+        r["by_principal"].get(bridge_client, {"creates": 0, "updates": 0, "deletes": 0})
+        for r in records.values()
+    ]
 
 
 async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
@@ -45,17 +54,26 @@ async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
         product = await eventually(lambda: sales.get("products", "productnumber='SPK-100'"))
         assert product["msdynce_ismaintainedexternally"] is True
         assert product["price"] == 220.5
-        prices = await eventually(lambda: sales.find("productpricelevels", f"_productid_value eq {product['productid']}"))
+        prices = await eventually(
+            lambda: sales.find("productpricelevels", f"_productid_value eq {product['productid']}")
+        )
         assert prices[0]["amount"] == 220.5
 
         # 2. an account and a contact created in Sales appear in F&O
         account = await sales.create_account("Fourth Coffee", address1_country="Germany")
         number = account["accountnumber"]
-        customer = await eventually(lambda: fno.get("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number}))
+        customer = await eventually(
+            lambda: fno.get("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": number})
+        )
         assert customer["IsExternallyMaintained"] == "Yes"
-        contact = await sales.create_contact(account["accountid"], "Yvonne", "McKay", emailaddress1="y@example.com")
+        contact = await sales.create_contact(
+            account["accountid"], "Yvonne", "McKay", emailaddress1="y@example.com"
+        )
         person = await eventually(
-            lambda: fno.get("ContactPersons", {"dataAreaId": "usmf", "ContactPersonId": contact["msdynce_contactnumber"]})
+            lambda: fno.get(
+                "ContactPersons",
+                {"dataAreaId": "usmf", "ContactPersonId": contact["msdynce_contactnumber"]},
+            )
         )
         assert person["AssociatedPartyNumber"] == number
 
@@ -65,7 +83,9 @@ async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
         quotation_key = {"dataAreaId": "usmf", "SalesQuotationNumber": quote["quotenumber"]}
         await eventually(lambda: fno.get("CDSSalesQuotationHeaders", quotation_key))
         (quotation_line,) = await eventually(
-            lambda: fno.find("CDSSalesQuotationLines", f"SalesQuotationNumber eq '{quote['quotenumber']}'")
+            lambda: fno.find(
+                "CDSSalesQuotationLines", f"SalesQuotationNumber eq '{quote['quotenumber']}'"
+            )
         )
         assert quotation_line["LineDiscountAmount"] == 3.33
         assert quotation_line["TotalChargesAmount"] == -0.01
@@ -75,21 +95,29 @@ async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
         await sales.activate_order(order["salesorderid"])
         order_key = {"dataAreaId": "usmf", "SalesOrderNumber": order["ordernumber"]}
         await eventually(lambda: fno.get("CDSSalesOrderHeaders", order_key))
-        await eventually(lambda: fno.find("CDSSalesOrderLines", f"SalesOrderNumber eq '{order['ordernumber']}'"))
+        await eventually(
+            lambda: fno.find("CDSSalesOrderLines", f"SalesOrderNumber eq '{order['ordernumber']}'")
+        )
 
         # 5. confirming and invoicing it in F&O updates Sales and creates the invoice there
         await fno.confirm(order["ordernumber"])
 
         async def confirmed() -> dict[str, Any] | None:
             record = await sales.get("salesorders", order["salesorderid"])
-            return record if record and record.get("msdynce_processingstatus") == CONFIRMED else None
+            return (
+                record if record and record.get("msdynce_processingstatus") == CONFIRMED else None
+            )
 
         confirmed_order = await eventually(confirmed)
-        assert confirmed_order["msdynce_ismaintainedexternally"] is not True, "the order came from Sales"
+        assert confirmed_order["msdynce_ismaintainedexternally"] is not True, (
+            "the order came from Sales"
+        )
         await fno.invoice(order["ordernumber"])
         invoice_filter = f"_salesorderid_value eq {order['salesorderid']}"
         (invoice,) = await eventually(lambda: sales.find("invoices", invoice_filter))
-        await eventually(lambda: sales.find("invoicedetails", f"_invoiceid_value eq {invoice['invoiceid']}"))
+        await eventually(
+            lambda: sales.find("invoicedetails", f"_invoiceid_value eq {invoice['invoiceid']}")
+        )
 
         async def invoiced() -> bool:
             record = await sales.get("salesorders", order["salesorderid"])
@@ -98,11 +126,17 @@ async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
         await eventually(invoiced)
 
         # 6. an order created in F&O and confirmed reaches Sales
-        fno_order = await fno.create_order(number, [{"product": "SPK-100", "quantity": 2.0, "price": 220.5}])
+        fno_order = await fno.create_order(
+            number, [{"product": "SPK-100", "quantity": 2.0, "price": 220.5}]
+        )
         await fno.confirm(fno_order)
         from_fno = await eventually(lambda: sales.get("salesorders", f"ordernumber='{fno_order}'"))
         assert from_fno["msdynce_ismaintainedexternally"] is True
-        await eventually(lambda: sales.find("salesorderdetails", f"_salesorderid_value eq {from_fno['salesorderid']}"))
+        await eventually(
+            lambda: sales.find(
+                "salesorderdetails", f"_salesorderid_value eq {from_fno['salesorderid']}"
+            )
+        )
 
         # one user edit on one side: exactly one write on the other side, none back
         await sales.update("accounts", account["accountid"], {"telephone1": "555-0199"})
@@ -115,16 +149,38 @@ async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
         await stack.emulators.wait_for_deliveries()
 
     fno_stats, sales_stats = await stack.fno_stats(), await stack.sales_stats()
-    customer_writes = [c for label, c in (await stack.fno_writes("CustomersV3")).items() if number in label]
-    assert customer_writes[0]["by_principal"]["bridge-local"] == {"creates": 1, "updates": 1, "deletes": 0}
-    for entity in ("accounts", "contacts", "quotes", "quotedetails", "account", "contact", "quote", "quotedetail"):
-        assert all(w == {"creates": 0, "updates": 0, "deletes": 0} for w in bridge_writes(sales_stats, entity)), entity
+    customer_writes = [
+        c for label, c in (await stack.fno_writes("CustomersV3")).items() if number in label
+    ]
+    assert customer_writes[0]["by_principal"]["bridge-local"] == {
+        "creates": 1,
+        "updates": 1,
+        "deletes": 0,
+    }
+    for entity in (
+        "accounts",
+        "contacts",
+        "quotes",
+        "quotedetails",
+        "account",
+        "contact",
+        "quote",
+        "quotedetail",
+    ):
+        assert all(
+            w == {"creates": 0, "updates": 0, "deletes": 0}
+            for w in bridge_writes(sales_stats, entity)
+        ), entity
     for entity in ("CDSReleasedDistinctProducts",):
-        assert all(w["creates"] == 0 and w["updates"] == 0 for w in bridge_writes(fno_stats, entity)), entity
+        assert all(
+            w["creates"] == 0 and w["updates"] == 0 for w in bridge_writes(fno_stats, entity)
+        ), entity
     headers = fno_stats["entities"]["CDSSalesOrderHeaders"]["records"]
-    sales_made = [r for label, r in headers.items() if order["ordernumber"] in label][0]
+    sales_made = next(r for label, r in headers.items() if order["ordernumber"] in label)
     assert sales_made["by_principal"]["bridge-local"]["creates"] == 1
-    assert sales_made["by_principal"]["bridge-local"]["updates"] == 0, "no echo of F&O's own confirmation"
+    assert sales_made["by_principal"]["bridge-local"]["updates"] == 0, (
+        "no echo of F&O's own confirmation"
+    )
     print("write counters:", {e: v["totals"] for e, v in fno_stats["entities"].items()})
 
 
@@ -137,21 +193,39 @@ async def test_lines_before_headers_and_orders_before_customers_converge(stack: 
         await fno.release_product("SPK-200", "Bookshelf speaker", 99.0)
         await eventually(lambda: sales.get("products", "productnumber='SPK-200'"))
         account = await sales.create_account("Northwind Traders")
-        order = await sales.create_order(account["accountid"], "Early order", [{**LINE, "product": "SPK-200"}])
+        order = await sales.create_order(
+            account["accountid"], "Early order", [{**LINE, "product": "SPK-200"}]
+        )
         await sales.activate_order(order["salesorderid"])
         # the customer was never sent: the order waits in the retry topic, it is not rejected
         order_key = {"dataAreaId": "usmf", "SalesOrderNumber": order["ordernumber"]}
         assert await fno.get("CDSSalesOrderHeaders", order_key) is None
     second = stack.with_settings(flows=fast_flows(stack))
     async with running_bridge(second):
-        await eventually(lambda: fno.get("CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": account["accountnumber"]}))
+        await eventually(
+            lambda: fno.get(
+                "CustomersV3", {"dataAreaId": "usmf", "CustomerAccount": account["accountnumber"]}
+            )
+        )
         await eventually(lambda: fno.get("CDSSalesOrderHeaders", order_key), timeout=60)
-        await eventually(lambda: fno.find("CDSSalesOrderLines", f"SalesOrderNumber eq '{order['ordernumber']}'"))
-    third = stack.with_settings(flows=fast_flows(stack, enabled=[f for f in every if f != "orders-to-sales"]))
+        await eventually(
+            lambda: fno.find("CDSSalesOrderLines", f"SalesOrderNumber eq '{order['ordernumber']}'")
+        )
+    third = stack.with_settings(
+        flows=fast_flows(stack, enabled=[f for f in every if f != "orders-to-sales"])
+    )
     async with running_bridge(third):
-        fno_order = await fno.create_order(account["accountnumber"], [{"product": "SPK-200", "quantity": 1.0, "price": 99.0}])
+        fno_order = await fno.create_order(
+            account["accountnumber"], [{"product": "SPK-200", "quantity": 1.0, "price": 99.0}]
+        )
         await fno.confirm(fno_order)
         await stack.emulators.wait_for_deliveries()
     async with running_bridge(second):
-        header = await eventually(lambda: sales.get("salesorders", f"ordernumber='{fno_order}'"), timeout=60)
-        await eventually(lambda: sales.find("salesorderdetails", f"_salesorderid_value eq {header['salesorderid']}"))
+        header = await eventually(
+            lambda: sales.get("salesorders", f"ordernumber='{fno_order}'"), timeout=60
+        )
+        await eventually(
+            lambda: sales.find(
+                "salesorderdetails", f"_salesorderid_value eq {header['salesorderid']}"
+            )
+        )

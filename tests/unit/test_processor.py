@@ -86,3 +86,11 @@ async def test_filtered_events_record_no_version() -> None:
     processed = await proc.process(filtered)
     assert processed.skipped == "deletes are not applied by this template"
     assert processed.versions == {}
+
+
+async def test_a_forced_event_reapplies_its_version_but_never_an_older_one() -> None:
+    applied = {version_key("accounts", event(5)): {"version": 5}}
+    proc, sink = processor(applied)
+    assert (await proc.process(event(5), reapply=True)).skipped is None
+    assert (await proc.process(event(4), reapply=True)).skipped is not None
+    assert len(sink.writes) == 1
