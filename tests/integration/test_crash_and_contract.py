@@ -146,8 +146,11 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     creates = {label: counts["creates"] for label, counts in writes.items()}
     assert len(creates) == ACCOUNTS
     assert set(creates.values()) == {1}, "no customer was created twice"
+    from tests.integration.test_faults import assert_no_drift
+
+    checked = await assert_no_drift(stack)
     print(
-        f"killed after {killed_after} of {ACCOUNTS} creates; {len(updated)} updates while down; "
+        f"reconcile checked {checked}, no drift; killed after {killed_after} of {ACCOUNTS} creates; {len(updated)} updates while down; "
         f"{len(creates)} customers, each created once"
     )
 

@@ -5,13 +5,17 @@ test prints what it checked and how long convergence took."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections import Counter
 from typing import Any
 
+from rich.console import Console
+
 from bridge.config import PollerSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import System
+from bridge.ops.commands import reconcile_flow
 from bridge.sources.registration import register_dataverse_webhooks
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer_named, read_topic
@@ -37,6 +41,13 @@ async def converged(stack: Stack, created: list[dict[str, Any]]) -> bool:
         if not await customer_named(stack, account["accountnumber"], account["name"]):
             return False
     return True
+
+
+async def assert_no_drift(stack: Stack) -> int:
+    """Reconcile the accounts flow; return how many records it compared."""
+    report = await reconcile_flow(stack.settings, "accounts", console=Console(file=io.StringIO()))
+    assert not report.drifted, report.summary()
+    return report.checked
 
 
 async def assert_each_created_once(stack: Stack, created: list[dict[str, Any]]) -> int:
@@ -97,12 +108,10 @@ async def test_broker_stopped_and_restarted_mid_stream(stack: Stack) -> None:
 async def test_webhooks_delivered_twice_publish_once(stack: Stack) -> None:
     created: list[dict[str, Any]] = []
     async with running_bridge(stack.with_settings(poller=PollerSettings(enabled=False))):
-        sales = stack.sales_user.__class__(
-            stack.settings.sales,
-            stack.settings.sales.api_path,
-            __import__("bridge.http.retry", fromlist=["RetryPolicy"]).RetryPolicy(),
+        bridge_identity = ApiClient(
+            stack.settings.sales, stack.settings.sales.api_path, RetryPolicy()
         )
-        async with sales:
+        async with bridge_identity as sales:
             # a second, identical registration: Dataverse now calls the receiver twice per change
             await register_dataverse_webhooks(
                 sales,
