@@ -15,6 +15,8 @@ from rich.console import Console
 from bridge.config import PollerSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import System
+from bridge.http.client import ApiClient
+from bridge.http.retry import RetryPolicy
 from bridge.ops.commands import reconcile_flow
 from bridge.sources.registration import register_dataverse_webhooks
 from tests.integration.conftest import Stack, eventually, running_bridge
