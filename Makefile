@@ -40,6 +40,15 @@ test: $(STAMP) ## Lint, then the whole test suite against the real broker (start
 	$(MAKE) lint
 	compose/local/with-kafka.sh $(BIN)/pytest
 
+.PHONY: chaos
+chaos: $(STAMP) ## The fault matrix with 3,000 changes per fault (a longer soak than make test)
+	P2C_FAULT_CHANGES=3000 compose/local/with-kafka.sh $(BIN)/pytest -s \
+		tests/integration/test_faults.py tests/integration/test_crash_and_contract.py
+
+.PHONY: bench
+bench: $(STAMP) ## Throughput and latency of the accounts flow on the local stack
+	compose/local/with-kafka.sh $(BIN)/python -m tests.bench.accounts
+
 .PHONY: demo
 demo: $(STAMP) kafka-up ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops it)
 	$(BIN)/bridge demo

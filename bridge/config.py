@@ -26,7 +26,7 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     client_id: str = "bridge"
-    linger_ms: int = Field(default=5, ge=0)
+    linger_ms: int = Field(default=0, ge=0)
     max_batch_records: int = Field(default=500, ge=1)
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
 

@@ -21,7 +21,7 @@ from bridge.config import KafkaSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
-from bridge.errors import PublishFailed
+from bridge.errors import BridgeError, PublishFailed
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +55,25 @@ class PublishedVersions:
             return False
         return version == _DELETED or version > seen
 
+    def claim(self, topic: str, event: ChangeEvent) -> tuple[bool, int | None]:
+        """Mark ``event`` published if it is new; return ``(is_new, previous)`` so a failed
+        publish can :meth:`release` the claim. Check and mark happen without awaiting, so
+        concurrent duplicates cannot both pass."""
+        key = (topic, event.key)
+        previous = self._versions.get(key)
+        if not self.is_new(topic, event):
+            return False, previous
+        self.remember(topic, event)
+        return True, previous
+
+    def release(self, topic: str, event: ChangeEvent, previous: int | None) -> None:
+        """Undo a claim whose publish failed."""
+        key = (topic, event.key)
+        if previous is None:
+            self._versions.pop(key, None)
+        else:
+            self._versions[key] = previous
+
     def remember(self, topic: str, event: ChangeEvent) -> None:
         """Record that ``event`` was published."""
         version = self._version(event)
@@ -82,7 +101,6 @@ class EventPublisher:
         self._settings = settings
         self._codec = codec
         self._versions = PublishedVersions()
-        self._lock = asyncio.Lock()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id}-publisher",
@@ -111,32 +129,31 @@ class EventPublisher:
         caller must then not acknowledge its own input (the sender retries, the poller
         keeps its token).
         """
-        async with self._lock:
-            prefix = self._settings.topic_prefix
-            fresh = [
-                (e.topic(prefix), ev)
-                for e, ev in items
-                if self._versions.is_new(e.topic(prefix), ev)
+        prefix = self._settings.topic_prefix
+        claimed = []
+        for entity, event in items:
+            topic = entity.topic(prefix)
+            is_new, previous = self._versions.claim(topic, event)
+            if is_new:
+                claimed.append((entity, topic, event, previous))
+        now = now_millis()
+        try:
+            futures = [
+                await self._producer.send(
+                    topic, self._codec.encode(event.stamped(now), entity), key=event.key
+                )
+                for entity, topic, event, _ in claimed
             ]
-            entities = {e.topic(prefix): e for e, _ in items}
-            now = now_millis()
-            try:
-                futures = [
-                    await self._producer.send(
-                        topic,
-                        self._codec.encode(event.stamped(now), entities[topic]),
-                        key=event.key,
-                    )
-                    for topic, event in fresh
-                ]
-                await asyncio.gather(*futures)
-            except KafkaError as exc:
-                raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
-            for topic, event in fresh:
-                self._versions.remember(topic, event)
-            if fresh:
-                log.debug("events_published", count=len(fresh))
-            return len(fresh)
+            await asyncio.gather(*futures)
+        except (KafkaError, BridgeError) as exc:
+            for _, topic, event, previous in claimed:
+                self._versions.release(topic, event, previous)
+            if isinstance(exc, BridgeError):
+                raise
+            raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
+        if claimed:
+            log.debug("events_published", count=len(claimed))
+        return len(claimed)
 
     async def send_raw(
         self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]

@@ -23,7 +23,7 @@ from bridge.setup import run_setup
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer_named
 
-ACCOUNTS = 240
+ACCOUNTS = int(os.environ.get("P2C_FAULT_CHANGES", "240"))
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

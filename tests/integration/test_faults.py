@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import time
 from collections import Counter
 from typing import Any
@@ -23,7 +24,7 @@ from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer_named, read_topic
 from tests.support.kafka_broker import start_broker, stop_broker
 
-CHANGES = 300
+CHANGES = int(os.environ.get("P2C_FAULT_CHANGES", "300"))
 
 
 async def create_accounts(

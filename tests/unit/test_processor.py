@@ -94,3 +94,23 @@ async def test_a_forced_event_reapplies_its_version_but_never_an_older_one() -> 
     assert (await proc.process(event(5), reapply=True)).skipped is None
     assert (await proc.process(event(4), reapply=True)).skipped is not None
     assert len(sink.writes) == 1
+
+
+async def test_fno_records_of_an_unmapped_company_are_skipped() -> None:
+    sink = RecordingSink()
+    context = FlowContext(identities=Identities(), companies=CompanySettings(), applied_versions={})
+    template = load_templates()["products"]
+    proc = FlowProcessor(template, sink, source_entity(System.FNO, "product"), context)
+    source = Source(
+        system=System.FNO,
+        entity="CDSReleasedDistinctProducts",
+        record_id="demf|p-1",
+        change_time=datetime.now(UTC),
+        capture=Capture.BUSINESS_EVENT,
+        company="demf",
+        record_version=3,
+    )
+    image = {"dataAreaId": "demf", "ProductNumber": "P-1", "SalesUnitSymbol": "ea"}
+    processed = await proc.process(ChangeEvent.create(source, Operation.CREATE, after=image))
+    assert processed.skipped == "company demf is not mapped"
+    assert sink.writes == []
