@@ -135,7 +135,7 @@ class FlowProcessor:
         if reason is not None:
             self._log(event, skipped=reason)
             return Processed(skipped=reason)
-        event = await self._enriched(event)
+        event = self._with_known_key(await self._enriched(event))
         result = map_event(self.template, event, MappingContext(company=company))
         outcomes = [await self._sink.apply(write) for write in result.writes]
         if result.skipped:
@@ -150,6 +150,17 @@ class FlowProcessor:
             versions.update(child_versions)
         self._log(event, outcomes=outcomes, keys=[w.key_text for w in result.writes])
         return Processed(outcomes=tuple(outcomes), versions=versions)
+
+    def _with_known_key(self, event: ChangeEvent) -> ChangeEvent:
+        """A delete seen by change tracking has no image; use the business key stored when
+        the record was last applied, so a template that applies deletes can address it."""
+        if event.operation is not Operation.DELETE or event.before:
+            return event
+        applied = self._context.applied_versions.get(version_key(self.template.name, event))
+        business_key = (applied or {}).get("business_key")
+        if not business_key:
+            return event
+        return replace(event, before={self.entity.business_key: business_key})
 
     async def _enriched(self, event: ChangeEvent) -> ChangeEvent:
         resolver = self._context.resolver
@@ -205,6 +216,7 @@ def _version(event: ChangeEvent) -> dict[str, Any]:
         "version": event.source.record_version,
         "event_id": event.event_id,
         "deleted": event.operation is Operation.DELETE,
+        "business_key": event.source.business_key,
     }
 
 

@@ -50,17 +50,19 @@ def map_event(template: Template, event: ChangeEvent, context: MappingContext) -
     failed = next((c for c in template.filter if not condition_holds(c, image)), None)
     if failed is not None:
         return MappingResult(skipped=f"filter {failed.field} {failed.op} {failed.value!r}")
-    values = map_fields(template, image)
+    deleting = event.operation is Operation.DELETE
+    rules = [r for r in template.fields if r.target in template.target.key] if deleting else None
+    values = map_fields(template, image, rules)
     if template.target.company_field:
         if not context.company:
             raise MappingError(f"no company for {template.name}")
         values[template.target.company_field] = context.company
-    extra = apply_rules(template.rules, image, values, context)
-    if event.operation is Operation.DELETE:
+    if deleting:
         main = TargetWrite(
             WriteKind.DELETE, template.target.entity_set, _key(template, values, event)
         )
         return MappingResult(writes=(main,))
+    extra = apply_rules(template.rules, image, values, context)
     main = build_write(
         WriteKind.UPSERT,
         template.target.entity_set,
@@ -110,9 +112,12 @@ def _also_write(
     return build_write(kind, also.target.entity_set, key, values)
 
 
-def map_fields(template: Template, image: Mapping[str, Any]) -> dict[str, Any]:
-    """Apply every field rule of ``template`` to a source image."""
-    return {rule.target: map_field(rule, image, template.value_maps) for rule in template.fields}
+def map_fields(
+    template: Template, image: Mapping[str, Any], rules: list[FieldRule] | None = None
+) -> dict[str, Any]:
+    """Apply the field rules of ``template`` (or just ``rules``) to a source image."""
+    chosen = template.fields if rules is None else rules
+    return {rule.target: map_field(rule, image, template.value_maps) for rule in chosen}
 
 
 def map_field(rule: FieldRule, image: Mapping[str, Any], maps: Mapping[str, ValueMap]) -> Any:

@@ -114,3 +114,17 @@ async def test_fno_records_of_an_unmapped_company_are_skipped() -> None:
     processed = await proc.process(ChangeEvent.create(source, Operation.CREATE, after=image))
     assert processed.skipped == "company demf is not mapped"
     assert sink.writes == []
+
+
+async def test_a_polled_delete_is_addressed_by_the_key_applied_before() -> None:
+    template = load_templates()["accounts"].override({"apply_deletes": True})
+    sink = RecordingSink()
+    first = event(5)
+    applied = {version_key("accounts", first): {"version": 5, "business_key": "A-1"}}
+    context = FlowContext(
+        identities=Identities(), companies=CompanySettings(), applied_versions=applied
+    )
+    proc = FlowProcessor(template, sink, source_entity(System.SALES, "account"), context)
+    polled_delete = ChangeEvent.create(first.source, Operation.DELETE)
+    await proc.process(polled_delete)
+    assert [dict(w.key) for w in sink.writes] == [{"dataAreaId": "usmf", "CustomerAccount": "A-1"}]
