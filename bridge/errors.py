@@ -22,6 +22,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class BridgeError(Exception):
     """Root of every error the bridge raises on purpose."""
@@ -76,9 +79,14 @@ class DependencyMissing(EventRejected):
 
 class ConflictLost(EventRejected):
     """The target record is owned by the other system now; this version loses and is kept
-    on the dead-letter topic (stage ``conflict``) for inspection."""
+    on the dead-letter topic (stage ``conflict``) for inspection. ``winner`` is the target
+    record as read, so the winning version can be sent back to the losing side."""
 
     stage = "conflict"
+
+    def __init__(self, message: str, *, winner: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.winner = winner
 
 
 class TransientError(BridgeError):

@@ -18,7 +18,7 @@ import structlog
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
-from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System, now_millis
 from bridge.flows.lookups import LookupResolver
 from bridge.mapping.engine import MappingContext, map_event
 from bridge.mapping.template import Template
@@ -221,21 +221,26 @@ def _version(event: ChangeEvent) -> dict[str, Any]:
 
 
 def snapshot_event(
-    entity: SourceEntity, record: dict[str, Any], header: ChangeEvent
+    entity: SourceEntity,
+    record: Mapping[str, Any],
+    header: ChangeEvent | None = None,
+    capture: Capture = Capture.RECONCILE,
 ) -> ChangeEvent:
-    """A line read with its header, as a snapshot event in the header's correlation."""
+    """A record read from its system as a snapshot event (a line read with its header, or
+    the winning side of a conflict), in the header's correlation when there is one."""
     version = record.get("versionnumber")
     source = Source(
         system=entity.system,
         entity=entity.entity,
         record_id=entity.record_id(record),
         business_key=str(record.get(entity.business_key) or "") or None,
-        company=record.get("dataAreaId") or header.source.company,
+        company=record.get("dataAreaId") or (header.source.company if header else None),
         record_version=int(version) if isinstance(version, int) else None,
-        change_time=header.source.change_time,
+        change_time=header.source.change_time if header else now_millis(),
         changed_by=None,
-        capture=Capture.RECONCILE,
+        capture=capture,
     )
+    correlation = header.correlation_id if header else None
     return ChangeEvent.create(
-        source, Operation.SNAPSHOT, after=record, correlation_id=header.correlation_id
+        source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
     )

@@ -23,16 +23,18 @@ import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from bridge.config import FlowSettings, KafkaSettings
+from bridge.contract.catalog import source_entity
 from bridge.contract.codec import EventCodec
 from bridge.errors import (
     BridgeError,
+    ConflictLost,
     DependencyMissing,
     EventRejected,
     FlowBlocked,
     TransientError,
     UndecodableMessage,
 )
-from bridge.flows.processor import FlowProcessor
+from bridge.flows.processor import FlowProcessor, snapshot_event
 from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.retries import RetryScheduler, attempts_of, seconds_until_due
 from bridge.kafka.state import StateStore
@@ -169,6 +171,10 @@ class FlowConsumer:
         except DependencyMissing as exc:
             await self._wait_for_prerequisite(record, exc)
             return {}
+        except ConflictLost as exc:
+            await self._dead_letters.send(record, exc, stage=exc.stage, attempts=1)
+            await self._send_winner_back(exc)
+            return {}
         except EventRejected as exc:
             await self._dead_letters.send(record, exc, stage=exc.stage, attempts=1)
             return {}
@@ -178,6 +184,26 @@ class FlowConsumer:
             await self._dead_letters.send(record, exc, stage="apply", attempts=1)
             return {}
         return dict(processed.versions)
+
+    async def _send_winner_back(self, exc: ConflictLost) -> None:
+        """Publish the winning target record as a forced snapshot of its own source entity,
+        so the flow in the other direction writes it over the losing edit."""
+        resync = self._processor.template.conflict_resync
+        if resync is None or not exc.winner:
+            return
+        entity = source_entity(resync.system, resync.entity)
+        event = snapshot_event(entity, exc.winner)
+        payload = self._codec.encode(event, entity)
+        headers = [(FORCE_HEADER, b"1"), ("bridge.resync.of", self._name.encode())]
+        await self._dead_letters.send_raw(
+            entity.topic(self._kafka.topic_prefix), payload, event.key, headers
+        )
+        log.info(
+            "conflict_winner_resent",
+            flow=self._name,
+            record=event.source.record_id,
+            topic=entity.topic(self._kafka.topic_prefix),
+        )
 
     async def _wait_for_prerequisite(self, record: ConsumerRecord, exc: DependencyMissing) -> None:
         if self._retries.exhausted(record):

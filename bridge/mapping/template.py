@@ -127,7 +127,10 @@ class Requirement(_Model):
 
 class Guard(_Model):
     """Conditions the EXISTING target record must meet for the write to go ahead; when they
-    fail, the source version loses the conflict and is dead-lettered with ``reason``."""
+    fail, the source version loses the conflict and is dead-lettered with ``reason``. With
+    the template's ``conflict_resync`` the winning target record is published as a snapshot
+    of that source entity, so the flow in the other direction writes it back over the
+    losing edit and both sides end equal."""
 
     conditions: list[Condition] = Field(min_length=1)
     reason: str
@@ -180,6 +183,7 @@ class Template(_Model):
     rules: list[str] = Field(default_factory=list)
     requires: list[Requirement] = Field(default_factory=list)
     guard: Guard | None = None
+    conflict_resync: SourceRef | None = None
     also: list[AlsoWrite] = Field(default_factory=list)
     children: list[Child] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)

@@ -33,4 +33,7 @@ def check_guard(write: TargetWrite, current: Mapping[str, Any] | None) -> None:
     if current is None or write.guard is None:
         return
     if not all(condition_holds(c, current) for c in write.guard.conditions):
-        raise ConflictLost(f"{write.entity_set} {write.key_text}: {write.guard.reason}")
+        winner = {k: v for k, v in current.items() if "@" not in k}
+        raise ConflictLost(
+            f"{write.entity_set} {write.key_text}: {write.guard.reason}", winner=winner
+        )

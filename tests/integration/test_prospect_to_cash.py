@@ -13,7 +13,10 @@ from typing import Any
 
 from bridge.config import FlowSettings
 from bridge.demo.actors import OrderProcessor, Salesperson
+from bridge.http.odata import key_path
 from bridge.mapping.loader import load_templates
+from bridge.ops.commands import list_dead_letters
+from bridge.sinks.fno import CROSS_COMPANY
 from tests.integration.conftest import Stack, eventually, running_bridge
 
 CONFIRMED, INVOICED = 647390001, 647390003
@@ -229,3 +232,47 @@ async def test_lines_before_headers_and_orders_before_customers_converge(stack: 
                 "salesorderdetails", f"_salesorderid_value eq {header['salesorderid']}"
             )
         )
+
+
+async def test_concurrent_edits_of_a_confirmed_order_resolve_for_fno(stack: Stack) -> None:
+    """F&O owns an order once it confirmed it: a Sales edit made then loses, is kept on the
+    dead-letter topic with stage ``conflict``, and F&O's version reaches Sales."""
+    sales, fno = Salesperson(stack.sales_user), OrderProcessor(stack.fno_user)
+    settings = stack.with_settings(flows=fast_flows(stack))
+    async with running_bridge(settings):
+        await fno.release_product("SPK-300", "Subwoofer", 400.0)
+        await eventually(lambda: sales.get("products", "productnumber='SPK-300'"))
+        account = await sales.create_account("Coho Winery")
+        order = await sales.create_order(
+            account["accountid"], "Subwoofers", [{**LINE, "product": "SPK-300"}]
+        )
+        await sales.activate_order(order["salesorderid"])
+        number = order["ordernumber"]
+        order_key = {"dataAreaId": "usmf", "SalesOrderNumber": number}
+        await eventually(lambda: fno.get("CDSSalesOrderHeaders", order_key))
+        # both sides edit the same order at the same moment; F&O also confirms it
+        await fno.fno.request(
+            "PATCH",
+            key_path("CDSSalesOrderHeaders", order_key),
+            json={"SalesOrderName": "F&O name"},
+            params=CROSS_COMPANY,
+        )
+        await fno.confirm(number)
+        await sales.update("salesorders", order["salesorderid"], {"name": "Sales name"})
+
+        async def fno_name_in_sales() -> bool:
+            record = await sales.get("salesorders", order["salesorderid"])
+            return bool(
+                record
+                and record["name"] == "F&O name"
+                and record["msdynce_processingstatus"] == CONFIRMED
+            )
+
+        async def conflict_kept() -> list[Any]:
+            letters = await list_dead_letters(settings, "orders-to-fno")
+            return [d for d in letters if d.context.get("stage") == "conflict"]
+
+        await eventually(fno_name_in_sales)
+        conflicts = await eventually(conflict_kept)
+    assert (await fno.get("CDSSalesOrderHeaders", order_key))["SalesOrderName"] == "F&O name"
+    assert "F&O owns the order" in conflicts[0].context["error.message"]
