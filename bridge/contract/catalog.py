@@ -34,6 +34,11 @@ class SourceEntity:
         """The stable identity of a record: its GUID, or F&O's key values joined by ``|``."""
         return "|".join(str(record.get(k, "")) for k in self.key_attributes).lower()
 
+    def business_key_of(self, record: Mapping[str, Any]) -> str | None:
+        """The record's business key as text (line sequence numbers are numbers)."""
+        value = record.get(self.business_key)
+        return None if value in (None, "") else str(value)
+
     @property
     def schema_file(self) -> str:
         """The file in ``schemas/`` holding this entity's envelope schema."""

@@ -1,12 +1,13 @@
 """A minimal OData CSDL (``$metadata``) document generated from entity definitions.
 
 Enough for tools that list entity sets, keys and property types: entity types with keys and
-properties, F&O enum types with their known members, entity sets, and the Dataverse
+properties, F&O enum types with their known members, entity sets, actions, and the Dataverse
 ``Org.OData.Capabilities.V1.ChangeTracking`` annotation on change-tracked sets.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from xml.sax.saxutils import quoteattr
 
 from bridge.emulators.entities import EntityDef, EntityRegistry, FieldKind, System
@@ -57,8 +58,15 @@ def _entity_set(entity: EntityDef, namespace: str) -> str:
     return f"{opening} />"
 
 
-def csdl(registry: EntityRegistry, namespace: str, container: str) -> bytes:
-    """The EDMX document of ``registry``."""
+def csdl(
+    registry: EntityRegistry,
+    namespace: str,
+    container: str,
+    actions: Sequence[str] = (),
+    imports: Sequence[str] = (),
+) -> bytes:
+    """The EDMX document of ``registry`` plus ``actions`` (schema elements) and ``imports``
+    (entity container elements)."""
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">',
@@ -68,7 +76,9 @@ def csdl(registry: EntityRegistry, namespace: str, container: str) -> bytes:
     ]
     for entity in registry:
         lines += _entity_type(entity, namespace)
+    lines += actions
     lines.append(f"<EntityContainer Name={quoteattr(container)}>")
     lines += [_entity_set(entity, namespace) for entity in registry]
+    lines += imports
     lines += ["</EntityContainer>", "</Schema>", "</edmx:DataServices>", "</edmx:Edmx>"]
     return "\n".join(lines).encode()

@@ -16,6 +16,7 @@ from bridge.emulators.admin import AdminTarget
 from bridge.emulators.auth import PRINCIPAL_KEY, TokenIssuer
 from bridge.emulators.dataverse_api import DataverseApi
 from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
+from bridge.emulators.dataverse_p2c import install_sales_behaviour
 from bridge.emulators.dataverse_seeds import seed_dataverse
 from bridge.emulators.dataverse_tables import DataverseTables
 from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog
@@ -60,6 +61,7 @@ class DataverseEmulator:
         self.store = RecordStore(timedelta(seconds=settings.change_tracking_retention_seconds))
         self.tables = DataverseTables(DATAVERSE_ENTITIES, self.store, self.directory)
         install_registration_rules(self.tables)
+        install_sales_behaviour(self.tables)
         self.deliveries = DeliveryLog()
         self.dispatcher = DeliveryDispatcher(self.deliveries)
         self.webhooks = WebhookNotifier(

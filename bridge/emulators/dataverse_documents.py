@@ -3,7 +3,8 @@
 Headers share the customer/price list/currency/totals/address columns; lines share the
 product/quantity/price/amount columns (dynamics-apis.md A.3) and the P2C ``msdynce_*``
 columns (prospect-to-cash.md §10). Line alternate keys ``(<header lookup>, sequencenumber)``
-are emulator deployment assumptions.
+are emulator deployment assumptions. Line ``baseamount``/``extendedamount`` are read-only
+(computed, see :mod:`bridge.emulators.dataverse_lines`).
 """
 
 from __future__ import annotations
@@ -60,15 +61,15 @@ def _document_line(parent: str, name_attribute: str) -> list[FieldDef]:
     """Columns shared by quote, order and invoice lines."""
     return [
         text(name_attribute, 500),
-        lookup(parent, parent, required=True),
+        lookup(parent, parent.removesuffix("id"), required=True),
         lookup("productid", "product"),
         text("productdescription", 500),
         flag("isproductoverridden"),
         flag("ispriceoverridden"),
         decimal("quantity"),
         money("priceperunit"),
-        money("baseamount"),
-        money("extendedamount"),
+        money("baseamount", writable=False),
+        money("extendedamount", writable=False),
         money("manualdiscountamount"),
         money("tax"),
         lookup("uomid", "uom"),

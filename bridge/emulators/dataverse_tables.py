@@ -1,10 +1,13 @@
 """Dataverse table semantics over the record store: keys, defaults, validation, writes.
 
 :class:`DataverseTables` is what the Web API handlers call; it knows nothing about HTTP.
-Writes are validated first and stored whole (so a failing write changes nothing). The
-platform columns (``createdon``, ``modifiedon``, ``versionnumber``, ``createdby``,
-``modifiedby``) are not stored: :meth:`DataverseTables.view` derives them from the stored
-record's metadata. Errors are :class:`~bridge.emulators.errors.ApiError` with Dataverse codes.
+Writes are validated first and stored whole (so a failing write changes nothing). Every
+write runs the plug-in pipeline (:mod:`bridge.emulators.plugins`): pre-operation steps
+before validation of required columns and keys, post-operation steps after the store write
+in the same transaction. The platform columns (``createdon``, ``modifiedon``,
+``versionnumber``, ``createdby``, ``modifiedby``) are not stored: :meth:`DataverseTables.view`
+derives them from the stored record's metadata. Errors are
+:class:`~bridge.emulators.errors.ApiError` with Dataverse codes.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from typing import Any
 from bridge.emulators.entities import OPTION_KINDS, TEXT_KINDS, EntityDef, EntityRegistry, FieldDef
 from bridge.emulators.errors import ApiError, bad_request
 from bridge.emulators.odata_values import LookupRef
+from bridge.emulators.plugins import PluginContext, PluginPipeline, Stage
 from bridge.emulators.principals import SYSTEM, PrincipalDirectory
-from bridge.emulators.store import RecordStore, StoredRecord
+from bridge.emulators.store import Op, RecordStore, StoredRecord
 
 NOT_FOUND_CODE = "0x80040217"
 KEY_NOT_FOUND_CODE = "0x80060891"
@@ -75,6 +79,7 @@ class DataverseTables:
         self.store = store
         self.directory = directory
         self._hooks: dict[str, list[WriteHook]] = {}
+        self.plugins = PluginPipeline()
         self._rng = random.Random()
         for entity in registry:
             for key in entity.alternate_keys:
@@ -147,7 +152,15 @@ class DataverseTables:
         name = self.view(entity, record).get(entity.primary_name)
         return name if isinstance(name, str) else None
 
-    def create(self, entity: EntityDef, writes: WriteSet, principal: str) -> StoredRecord:
+    def create(
+        self,
+        entity: EntityDef,
+        writes: WriteSet,
+        principal: str,
+        *,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
+    ) -> StoredRecord:
         """Create a record; 412 if the id or an alternate key already exists."""
         record_id = str(writes.values.get(entity.primary_id) or uuid.uuid4()).lower()
         if self.get(entity, record_id) is not None:
@@ -158,37 +171,95 @@ class DataverseTables:
         values.update(writes.values)
         values[entity.primary_id] = record_id
         self._assign_autonumbers(entity, values)
-        self._prepare(entity, values, writes.written, None)
-        return self.store.write(
-            entity.name,
-            (record_id,),
-            values,
-            principal=principal,
-            changed=self._changed(entity, writes),
-            label=record_id,
+        context = PluginContext(
+            entity, Op.CREATE, values, None, writes.written, principal, depth, tags
         )
+        self._prepare(context)
+        with self.plugins.scope(self.store, entity.name):
+            record = self.store.write(
+                entity.name,
+                (record_id,),
+                values,
+                principal=principal,
+                changed=self._changed(entity, writes),
+                label=record_id,
+                depth=depth,
+            )
+            self._after(context, record)
+        return self._latest(entity, record)
 
     def update(
-        self, entity: EntityDef, record: StoredRecord, writes: WriteSet, principal: str
+        self,
+        entity: EntityDef,
+        record: StoredRecord,
+        writes: WriteSet,
+        principal: str,
+        *,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
     ) -> StoredRecord:
         """Apply ``writes`` to an existing record."""
         values = dict(record.values)
         values.update({k: v for k, v in writes.values.items() if k != entity.primary_id})
-        self._prepare(entity, values, writes.written, record)
-        record_id = self.record_id(record)
-        return self.store.write(
-            entity.name,
-            record.key,
-            values,
-            principal=principal,
-            changed=self._changed(entity, writes),
-            label=record_id,
+        context = PluginContext(
+            entity, Op.UPDATE, values, record, writes.written, principal, depth, tags
         )
+        self._prepare(context)
+        record_id = self.record_id(record)
+        with self.plugins.scope(self.store, entity.name):
+            stored = self.store.write(
+                entity.name,
+                record.key,
+                values,
+                principal=principal,
+                changed=self._changed(entity, writes),
+                label=record_id,
+                depth=depth,
+            )
+            self._after(context, stored)
+        return self._latest(entity, stored)
 
-    def delete(self, entity: EntityDef, record: StoredRecord, principal: str) -> StoredRecord:
+    def delete(
+        self,
+        entity: EntityDef,
+        record: StoredRecord,
+        principal: str,
+        *,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
+    ) -> StoredRecord:
         """Delete a record."""
-        return self.store.delete(
-            entity.name, record.key, principal=principal, label=self.record_id(record)
+        context = PluginContext(
+            entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
+        )
+        self.plugins.run(Stage.PRE_OPERATION, context)
+        with self.plugins.scope(self.store, entity.name):
+            deleted = self.store.delete(
+                entity.name,
+                record.key,
+                principal=principal,
+                label=self.record_id(record),
+                depth=depth,
+            )
+            self.plugins.run(Stage.POST_OPERATION, context)
+        return deleted
+
+    def derived_update(
+        self,
+        context: PluginContext,
+        entity: EntityDef,
+        record: StoredRecord,
+        changes: Mapping[str, Any],
+    ) -> StoredRecord:
+        """A plug-in's write to a record: ``changes`` (stored values, read-only columns
+        allowed) as the triggering write's principal, one level deeper, same tags."""
+        return self.update(
+            entity,
+            record,
+            WriteSet(dict(changes), frozenset(changes)),
+            context.principal,
+            depth=context.depth + 1,
+            tags=context.tags,
         )
 
     def seed(self, entity_name: str, values: Mapping[str, Any]) -> StoredRecord:
@@ -237,17 +308,21 @@ class DataverseTables:
                 if self.find_by_key(entity, {auto.attribute: candidate}) is None:
                     values[auto.attribute] = candidate
 
-    def _prepare(
-        self,
-        entity: EntityDef,
-        values: dict[str, Any],
-        written: frozenset[str],
-        existing: StoredRecord | None,
-    ) -> None:
-        _derive(entity, values, written)
-        _normalize_state(entity, values, written)
+    def _after(self, context: PluginContext, record: StoredRecord) -> None:
+        context.record = record
+        context.values = dict(record.values)
+        self.plugins.run(Stage.POST_OPERATION, context)
+
+    def _latest(self, entity: EntityDef, record: StoredRecord) -> StoredRecord:
+        return self.store.get(entity.name, record.key) or record
+
+    def _prepare(self, context: PluginContext) -> None:
+        entity, values, existing = context.entity, context.values, context.existing
+        _derive(entity, values)
+        _normalize_state(entity, values, context.written)
         for hook in self._hooks.get(entity.name, []):
             hook(entity, values, existing)
+        self.plugins.run(Stage.PRE_OPERATION, context)
         for name, field in entity.fields.items():
             if field.required and _empty(values.get(name)):
                 raise ApiError(
@@ -309,19 +384,10 @@ def _normalize_state(entity: EntityDef, values: dict[str, Any], written: frozens
         raise ApiError(400, message, code="0x8004431a")
 
 
-def _derive(entity: EntityDef, values: dict[str, Any], written: frozenset[str]) -> None:
+def _derive(entity: EntityDef, values: dict[str, Any]) -> None:
     if entity.name == "contact":
         parts = [values.get("firstname"), values.get("lastname")]
         values["fullname"] = " ".join(p for p in parts if p) or None
-    if {"quantity", "priceperunit", "baseamount", "extendedamount"} <= set(entity.fields):
-        quantity, price = values.get("quantity"), values.get("priceperunit")
-        if "baseamount" not in written and quantity is not None and price is not None:
-            values["baseamount"] = round(float(quantity) * float(price), 4)
-        if "extendedamount" not in written and values.get("baseamount") is not None:
-            discount = values.get("manualdiscountamount") or 0.0
-            values["extendedamount"] = round(
-                values["baseamount"] - discount + (values.get("tax") or 0.0), 4
-            )
 
 
 def check_value(entity: EntityDef, field: FieldDef, value: Any) -> None:

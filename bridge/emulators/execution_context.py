@@ -122,6 +122,7 @@ class ContextInput:
     mode: int
     correlation_id: str
     created_on: datetime
+    depth: int = 1
 
 
 def build_context(data: ContextInput, org: Organization) -> dict[str, Any]:
@@ -135,7 +136,7 @@ def build_context(data: ContextInput, org: Organization) -> dict[str, Any]:
     return {
         "BusinessUnitId": org.business_unit_id,
         "CorrelationId": data.correlation_id,
-        "Depth": 1,
+        "Depth": data.depth,
         "InitiatingUserAzureActiveDirectoryObjectId": data.principal.object_id,
         "InitiatingUserId": data.principal.systemuser_id,
         "InputParameters": [{"key": "Target", "value": target}],

@@ -1,5 +1,7 @@
 """The Finance and Operations emulator: OData under ``/data/``, token endpoint, business
-events and the ``/_emulator`` control API, as one aiohttp application.
+events, sales order processing (:mod:`bridge.emulators.fno_sales`, actions in
+:mod:`bridge.emulators.fno_sales_processing`) and the ``/_emulator`` control API, as one
+aiohttp application.
 
 ``FnoEmulator(settings).app`` can be served by ``web.AppRunner`` or
 ``aiohttp.test_utils.TestServer``; its cleanup stops the business-event delivery workers.
@@ -21,6 +23,8 @@ from bridge.emulators.errors import ApiError, fno_body
 from bridge.emulators.faults import FaultInjector
 from bridge.emulators.fno_api import FnoApi
 from bridge.emulators.fno_entities import build_registry
+from bridge.emulators.fno_sales import SalesOrders
+from bridge.emulators.fno_sales_processing import SalesOrderProcessing
 from bridge.emulators.fno_tables import FnoTables
 from bridge.emulators.principals import PrincipalDirectory
 from bridge.emulators.protocol import ApiRequest, to_web_response
@@ -56,6 +60,8 @@ class FnoEmulator:
         self.registry = build_registry(settings.fno_modified_datetime_field)
         self.store = RecordStore(timedelta(seconds=settings.change_tracking_retention_seconds))
         self.tables = FnoTables(self.registry, self.store, settings.companies)
+        self.sales = SalesOrders(self.tables, settings)
+        self.sales.install()
         self.deliveries = DeliveryLog()
         self.dispatcher = DeliveryDispatcher(self.deliveries)
         self.events = BusinessEvents(
@@ -66,6 +72,7 @@ class FnoEmulator:
         self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
         events_api = BusinessEventsApi(self.events, settings.companies)
         self.api = FnoApi(self.tables, settings.default_company, settings.fno_page_size, events_api)
+        SalesOrderProcessing(self.sales, settings.default_company).register(self.api.actions)
         self.app = build_app(
             AppParts(
                 system="fno",

@@ -8,13 +8,18 @@
   (else 404). POST 201 + body; PATCH/PUT/DELETE 204; ``If-Match`` ``*`` or the current ETag
   (stale: 412); no upsert.
 - ``$batch`` with atomic change sets; the batch answers 200 and each part has its status.
+- Actions (:mod:`bridge.emulators.fno_actions`): ``POST /<Set>(<keys>)/Microsoft.Dynamics.
+  DataEntities.<Name>`` (record visibility as for GET) and ``POST /Microsoft.Dynamics.
+  DataEntities.<Name>``.
+- Records are shown and filtered as read now: computed fields are recomputed
+  (:meth:`~bridge.emulators.fno_tables.FnoTables.view`).
 
 :meth:`FnoApi.dispatch` turns every :class:`ApiError` into the F&O error body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -25,6 +30,7 @@ from bridge.emulators.business_events_api import BUSINESS_EVENT_SETS, BusinessEv
 from bridge.emulators.csdl import csdl
 from bridge.emulators.entities import EntityDef
 from bridge.emulators.errors import ApiError, fno_body
+from bridge.emulators.fno_actions import ActionRegistry, is_action_segment
 from bridge.emulators.fno_json import context_url, fno_etag, record_json
 from bridge.emulators.fno_tables import (
     NOT_FOUND_FOR_UPDATE,
@@ -79,6 +85,7 @@ class FnoApi:
         self.default_company = default_company.casefold()
         self.page_size = page_size
         self.events = events
+        self.actions = ActionRegistry()
 
     def dispatch(self, request: ApiRequest) -> ApiResponse:
         """Answer one request."""
@@ -99,7 +106,13 @@ class FnoApi:
             )
         head = segments[0]
         if head.name == "$metadata":
-            document = csdl(self.tables.registry, "Microsoft.Dynamics.DataEntities", "Resources")
+            document = csdl(
+                self.tables.registry,
+                "Microsoft.Dynamics.DataEntities",
+                "Resources",
+                self.actions.csdl(),
+                self.actions.csdl_imports(),
+            )
             return ApiResponse(
                 200, raw=document, content_type="application/xml", headers=dict(ODATA_HEADERS)
             )
@@ -107,11 +120,16 @@ class FnoApi:
             return self._batch(request)
         if head.name in BUSINESS_EVENT_SETS:
             return self.events.handle(request, segments)
+        if is_action_segment(head.name) and head.key is None and len(segments) == 1:
+            return self.actions.run_unbound(request, head.name)
         entity = self.tables.registry.by_set(head.name)
         if entity is None:
             raise _not_found(head.name)
         if head.key is None:
             return self._collection(request, entity, segments[1:])
+        if len(segments) == 2 and segments[1].key is None and is_action_segment(segments[1].name):
+            record = self._visible_record(request, entity, head.key)
+            return self.actions.run_bound(request, entity, record, segments[1].name)
         if len(segments) > 1:
             raise _not_found(segments[1].name)
         return self._record(request, entity, head.key)
@@ -122,7 +140,9 @@ class FnoApi:
         if rest:
             if len(rest) == 1 and rest[0].name == "$count" and request.method == "GET":
                 options = self._options(request, entity)
-                rows = filter_rows(self._visible(request, entity), options.filter, _resolve, FNO)
+                rows = filter_rows(
+                    self._visible(request, entity), options.filter, self._resolver(entity), FNO
+                )
                 return ApiResponse(200, text=str(len(rows)), headers=dict(ODATA_HEADERS))
             raise _not_found(rest[0].name)
         if request.method == "GET":
@@ -149,8 +169,9 @@ class FnoApi:
     def _query(self, request: ApiRequest, entity: EntityDef) -> ApiResponse:
         options = self._options(request, entity)
         self._check_expand(entity, options.expand)
-        rows = filter_rows(self._visible(request, entity), options.filter, _resolve, FNO)
-        rows = order_rows(rows, options.orderby or [(k, False) for k in entity.keys], _resolve)
+        resolve = self._resolver(entity)
+        rows = filter_rows(self._visible(request, entity), options.filter, resolve, FNO)
+        rows = order_rows(rows, options.orderby or [(k, False) for k in entity.keys], resolve)
         body: dict[str, Any] = {
             "@odata.context": context_url(request.service_root, entity, options.select, False)
         }
@@ -192,7 +213,7 @@ class FnoApi:
     def _render(
         self, entity: EntityDef, record: StoredRecord, select: Any, expand: tuple[Expand, ...]
     ) -> dict[str, Any]:
-        body = record_json(entity, record, select)
+        body = record_json(entity, record, select, self.tables.view(entity, record))
         for item in expand:
             nav = entity.navigations[item.name]
             target = self.tables.registry.require(nav.target)
@@ -207,17 +228,37 @@ class FnoApi:
             nested = parse_select(
                 item.options.get("$select"), target.fields.get, target.qualified_type
             )
-            rendered = [record_json(target, r, nested) for r in related]
+            rendered = [
+                record_json(target, r, nested, self.tables.view(target, r)) for r in related
+            ]
             body[item.name] = rendered if nav.many else (rendered[0] if rendered else None)
         return body
 
-    def _record(self, request: ApiRequest, entity: EntityDef, key: str) -> ApiResponse:
+    def _resolver(self, entity: EntityDef) -> Callable[[StoredRecord, str], Any]:
+        def resolve(record: StoredRecord, name: str) -> Any:
+            return self.tables.read_value(entity, record, name)
+
+        return resolve
+
+    def _find_visible(
+        self, request: ApiRequest, entity: EntityDef, key: str
+    ) -> StoredRecord | None:
         key_values = self.tables.parse_address(entity, key)
         record = self.tables.get(entity, key_values)
         visible = (
             _cross_company(request) or key_part(key_values["dataAreaId"]) == self.default_company
         )
-        if record is None or not visible:
+        return record if visible else None
+
+    def _visible_record(self, request: ApiRequest, entity: EntityDef, key: str) -> StoredRecord:
+        record = self._find_visible(request, entity, key)
+        if record is None:
+            raise _not_found(entity.entity_set)
+        return record
+
+    def _record(self, request: ApiRequest, entity: EntityDef, key: str) -> ApiResponse:
+        record = self._find_visible(request, entity, key)
+        if record is None:
             if request.method == "GET":
                 raise _not_found(entity.entity_set)
             raise odata_error(NOT_FOUND_FOR_UPDATE, 404)
@@ -253,7 +294,7 @@ class FnoApi:
 
     def _created(self, request: ApiRequest, entity: EntityDef, record: StoredRecord) -> ApiResponse:
         body = {"@odata.context": context_url(request.service_root, entity, None, True)}
-        body.update(record_json(entity, record, None))
+        body.update(record_json(entity, record, None, self.tables.view(entity, record)))
         headers = {
             "Location": f"{request.service_root}{entity.entity_set}({key_label(entity, record.values)})",
             "ETag": fno_etag(record.version),
@@ -294,7 +335,3 @@ class FnoApi:
             content_ids=refs,
         )
         return self.dispatch(part)
-
-
-def _resolve(record: StoredRecord, name: str) -> Any:
-    return record.values.get(name)

@@ -1,6 +1,7 @@
 """The emulated F&O data entities, built from :mod:`bridge.emulators.fno_catalog` plus the
 behaviour the catalog cannot carry: type names, number sequences, navigation properties,
-required fields, defaults, referential checks and known enum symbols.
+required fields, defaults, referential checks, known enum symbols and read-only (computed)
+fields, whose values in request bodies are ignored (see :mod:`bridge.emulators.fno_sales`).
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ class _Behaviour:
     navigations: tuple[NavDef, ...] = ()
     references: tuple[Reference, ...] = ()
     copy_defaults: tuple[tuple[str, str], ...] = ()
+    read_only: tuple[str, ...] = ()
+
+
+_CUSTOMER_FLAGS = (
+    "OrderingCustomerIsExternallyMaintained",
+    "InvoiceCustomerIsExternallyMaintained",
+)
 
 
 def _customer_ref(attribute: str) -> Reference:
@@ -200,6 +208,7 @@ _BEHAVIOUR: Mapping[str, _Behaviour] = {
             _customer_ref("InvoiceCustomerAccountNumber"),
         ),
         copy_defaults=(("InvoiceCustomerAccountNumber", "OrderingCustomerAccountNumber"),),
+        read_only=("AreTotalsUpdated", *_CUSTOMER_FLAGS),
     ),
     "CDSSalesOrderLines": _Behaviour(
         "CDSSalesOrderLine",
@@ -215,6 +224,7 @@ _BEHAVIOUR: Mapping[str, _Behaviour] = {
             ),
             _product_ref(),
         ),
+        read_only=("AreTotalsCalculated", "AreSalesOrderTotalsUpdated", *_CUSTOMER_FLAGS),
     ),
     "SalesInvoiceHeadersV2": _Behaviour(
         "SalesInvoiceHeaderV2",
@@ -267,6 +277,7 @@ def _typed_field(item: str, behaviour: _Behaviour) -> FieldDef:
         kind,
         nullable=nullable,
         required=name in behaviour.required,
+        writable=name not in behaviour.read_only,
         default=behaviour.defaults.get(name),
     )
 
@@ -280,6 +291,7 @@ def _enum_field(item: str, behaviour: _Behaviour) -> FieldDef:
         FieldKind.ENUM,
         nullable=False,
         required=name in behaviour.required,
+        writable=name not in behaviour.read_only,
         enum_type=enum_type,
         enum_symbols=symbols,
         default=default,

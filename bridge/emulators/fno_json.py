@@ -6,7 +6,7 @@ strings as ``""``, empty dates as ``1900-01-01T12:00:00Z``, and the opaque weak 
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,13 +35,18 @@ def fno_value(kind: FieldKind, value: Any) -> Any:
 
 
 def record_json(
-    entity: EntityDef, record: StoredRecord, select: Sequence[str] | None
+    entity: EntityDef,
+    record: StoredRecord,
+    select: Sequence[str] | None,
+    values: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One record with its ``@odata.etag``."""
+    """One record with its ``@odata.etag``; ``values`` (default: the stored values) are the
+    record as read, computed fields included."""
+    shown = record.values if values is None else values
     body: dict[str, Any] = {"@odata.etag": fno_etag(record.version)}
     for name, field in entity.fields.items():
         if select is None or name in select:
-            body[name] = fno_value(field.kind, record.values.get(name))
+            body[name] = fno_value(field.kind, shown.get(name))
     return body
 
 

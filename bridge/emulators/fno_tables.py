@@ -8,6 +8,14 @@ number sequence; required fields and references are checked ("Write failed for t
 deleting a missing record is 404 "No resources were found when selecting for update.".
 Strings are never null (``""``); empty dates are stored as ``None`` and shown as
 ``1900-01-01T12:00:00Z``.
+
+Business logic hangs off the plug-in pipeline (:mod:`bridge.emulators.plugins`):
+pre-operation steps run after defaults and number sequences and before the checks,
+post-operation steps after the store write in the same transaction. Computed fields
+(:meth:`FnoTables.add_computed`) are stored on every write and recomputed on every read
+(:meth:`FnoTables.view`, :meth:`FnoTables.read_value`), like the computed columns of an F&O
+entity view. :meth:`FnoTables.insert` and :meth:`FnoTables.modify` take already validated
+values (read-only fields allowed): they are the write path of plug-ins and actions.
 """
 
 from __future__ import annotations
@@ -20,11 +28,14 @@ from bridge.emulators.entities import EntityDef, EntityRegistry, FieldDef, Field
 from bridge.emulators.errors import FNO_WRITE_ERROR_TYPE, ODATA_ERROR_TYPE, ApiError
 from bridge.emulators.keys import parse_key
 from bridge.emulators.odata_values import coerce, edm_type
-from bridge.emulators.store import RecordKey, RecordStore, StoredRecord
+from bridge.emulators.plugins import PluginContext, PluginPipeline, Stage
+from bridge.emulators.store import Op, RecordKey, RecordStore, StoredRecord
 
 NOT_FOUND_FOR_UPDATE = "No resources were found when selecting for update."
 EMPTY_GUID = "00000000-0000-0000-0000-000000000000"
 _ZERO = {FieldKind.DECIMAL: 0.0, FieldKind.MONEY: 0.0, FieldKind.INTEGER: 0, FieldKind.BIGINT: 0}
+
+Computation = Callable[[Mapping[str, Any]], Any]
 
 
 def odata_error(message: str, status: int = 400) -> ApiError:
@@ -93,6 +104,8 @@ class FnoTables:
         self.registry = registry
         self.store = store
         self.companies = tuple(c.casefold() for c in companies)
+        self.plugins = PluginPipeline()
+        self._computed: dict[str, dict[str, Computation]] = {}
         for entity in registry:
             for reference in entity.references:
                 name = f"ref:{reference.target_attribute}"
@@ -121,11 +134,40 @@ class FnoTables:
         """The record with these key values."""
         return self.store.get(entity.name, self.record_key(entity, key_values))
 
+    def add_computed(self, entity: str, name: str, compute: Computation) -> None:
+        """Field ``name`` of ``entity`` is ``compute(record values)``: stored on every write
+        (after the pre-operation steps) and recomputed on every read."""
+        self._computed.setdefault(entity, {})[name] = compute
+
+    def read_value(self, entity: EntityDef, record: StoredRecord, name: str) -> Any:
+        """One field of a record as read now (computed fields recomputed)."""
+        compute = self._computed.get(entity.name, {}).get(name)
+        return compute(record.values) if compute else record.values.get(name)
+
+    def view(self, entity: EntityDef, record: StoredRecord) -> dict[str, Any]:
+        """Every field of a record as read now (computed fields recomputed)."""
+        values = dict(record.values)
+        for name, compute in self._computed.get(entity.name, {}).items():
+            values[name] = compute(record.values)
+        return values
+
     def create(
         self, entity: EntityDef, body: Mapping[str, Any], principal: str, default_company: str
     ) -> StoredRecord:
-        """Insert a record (see the module docstring for the rules)."""
-        given = self.coerce_body(entity, body)
+        """Insert a record from a request body (see the module docstring for the rules)."""
+        return self.insert(entity, self.coerce_body(entity, body), principal, default_company)
+
+    def insert(
+        self,
+        entity: EntityDef,
+        given: Mapping[str, Any],
+        principal: str,
+        default_company: str,
+        *,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
+    ) -> StoredRecord:
+        """Insert a record from validated values."""
         values = {name: _default(field) for name, field in entity.fields.items()}
         values.update(given)
         values["dataAreaId"] = self._company(entity, values.get("dataAreaId") or default_company)
@@ -133,20 +175,25 @@ class FnoTables:
             if _empty(values.get(target)):
                 values[target] = values.get(source)
         self._number(entity, values)
-        self._check_filled(entity, values)
-        self._check_references(entity, values, set(values))
+        context = PluginContext(
+            entity, Op.CREATE, values, None, frozenset(given), principal, depth, tags
+        )
+        self._prepare(context, set(values))
         key = self.record_key(entity, values)
         if self.store.get(entity.name, key) is not None:
             raise self._duplicate(entity, values)
-        self._touch(entity, values)
-        return self.store.write(
-            entity.name,
-            key,
-            values,
-            principal=principal,
-            changed=frozenset(given),
-            label=key_label(entity, values),
-        )
+        with self.plugins.scope(self.store, entity.name):
+            record = self.store.write(
+                entity.name,
+                key,
+                values,
+                principal=principal,
+                changed=frozenset(given),
+                label=key_label(entity, values),
+                depth=depth,
+            )
+            self._after(context, record)
+        return self.store.get(entity.name, key) or record
 
     def update(
         self,
@@ -157,8 +204,22 @@ class FnoTables:
         *,
         replace: bool,
     ) -> StoredRecord:
-        """PATCH (merge) or PUT (replace) an existing record; key fields cannot change."""
+        """PATCH (merge) or PUT (replace) an existing record from a request body."""
         given = self.coerce_body(entity, body)
+        return self.modify(entity, record, given, principal, replace=replace)
+
+    def modify(
+        self,
+        entity: EntityDef,
+        record: StoredRecord,
+        given: Mapping[str, Any],
+        principal: str,
+        *,
+        replace: bool = False,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
+    ) -> StoredRecord:
+        """Merge (or replace with) validated values into a record; keys cannot change."""
         for name in entity.keys:
             if name in given and key_part(given[name]) != key_part(record.values.get(name)):
                 raise write_failed(entity, f"Error: The key field '{name}' cannot be changed.")
@@ -168,23 +229,79 @@ class FnoTables:
         }
         values = base if replace else dict(record.values)
         values.update({k: v for k, v in given.items() if k not in entity.keys})
-        self._check_filled(entity, values)
-        self._check_references(entity, values, set(given))
-        self._touch(entity, values)
-        return self.store.write(
-            entity.name,
-            record.key,
-            values,
-            principal=principal,
-            changed=frozenset(given),
-            label=key_label(entity, record.values),
+        context = PluginContext(
+            entity, Op.UPDATE, values, record, frozenset(given), principal, depth, tags
+        )
+        self._prepare(context, set(given))
+        with self.plugins.scope(self.store, entity.name):
+            stored = self.store.write(
+                entity.name,
+                record.key,
+                values,
+                principal=principal,
+                changed=frozenset(given),
+                label=key_label(entity, record.values),
+                depth=depth,
+            )
+            self._after(context, stored)
+        return self.store.get(entity.name, record.key) or stored
+
+    def delete(
+        self,
+        entity: EntityDef,
+        record: StoredRecord,
+        principal: str,
+        *,
+        depth: int = 1,
+        tags: frozenset[str] = frozenset(),
+    ) -> StoredRecord:
+        """Delete a record."""
+        context = PluginContext(
+            entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
+        )
+        self.plugins.run(Stage.PRE_OPERATION, context)
+        with self.plugins.scope(self.store, entity.name):
+            deleted = self.store.delete(
+                entity.name,
+                record.key,
+                principal=principal,
+                label=key_label(entity, record.values),
+                depth=depth,
+            )
+            self.plugins.run(Stage.POST_OPERATION, context)
+        return deleted
+
+    def derived_update(
+        self,
+        context: PluginContext,
+        entity: EntityDef,
+        record: StoredRecord,
+        changes: Mapping[str, Any],
+    ) -> StoredRecord:
+        """A plug-in's write to a record: ``changes`` as the triggering write's principal,
+        one level deeper, with the same tags."""
+        return self.modify(
+            entity,
+            record,
+            changes,
+            context.principal,
+            depth=context.depth + 1,
+            tags=context.tags,
         )
 
-    def delete(self, entity: EntityDef, record: StoredRecord, principal: str) -> StoredRecord:
-        """Delete a record."""
-        return self.store.delete(
-            entity.name, record.key, principal=principal, label=key_label(entity, record.values)
-        )
+    def _prepare(self, context: PluginContext, changed: set[str]) -> None:
+        entity, values = context.entity, context.values
+        self.plugins.run(Stage.PRE_OPERATION, context)
+        for name, compute in self._computed.get(entity.name, {}).items():
+            values[name] = compute(values)
+        self._check_filled(entity, values)
+        self._check_references(entity, values, changed)
+        self._touch(entity, values)
+
+    def _after(self, context: PluginContext, record: StoredRecord) -> None:
+        context.record = record
+        context.values = dict(record.values)
+        self.plugins.run(Stage.POST_OPERATION, context)
 
     def coerce_body(self, entity: EntityDef, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a JSON body into stored values (400 on unknown names or bad values)."""

@@ -26,6 +26,10 @@ class EmulatorSettings(BaseSettings):
     organization_name: str = "emulated"
     default_company: str = "usmf"
     companies: tuple[str, ...] = ("usmf", "usrt", "demf")
+    accounting_currencies: dict[str, str] = Field(
+        default_factory=lambda: {"usmf": "USD", "usrt": "USD", "demf": "EUR"}
+    )
+    default_accounting_currency: str = "USD"
     change_tracking_retention_seconds: float = Field(default=_WEEK, gt=0)
     dataverse_max_page_size: int = Field(default=5000, ge=1)
     fno_page_size: int = Field(default=10_000, ge=1)

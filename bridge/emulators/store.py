@@ -10,7 +10,8 @@ Contract:
   listeners never see a half-applied write.
 - Listeners get a :class:`WriteEvent` after the write; inside :meth:`RecordStore.transaction`
   events are held until the transaction commits and dropped on rollback, with every table,
-  log and counter restored.
+  log and counter restored. Events are emitted in write order, so a plugin's derived writes
+  (``depth`` > 1, see :mod:`bridge.emulators.plugins`) follow the write that caused them.
 - Single event loop, no threads: all methods are synchronous and never await.
 """
 
@@ -50,7 +51,8 @@ class StoredRecord:
 
 @dataclass(frozen=True)
 class WriteEvent:
-    """A committed write. ``changed`` lists the attributes the request wrote."""
+    """A committed write. ``changed`` lists the attributes the request wrote; ``depth`` is 1
+    for a client's write and one more per plugin level for derived writes."""
 
     entity: str
     op: Op
@@ -61,6 +63,7 @@ class WriteEvent:
     changed: frozenset[str]
     principal: str
     version: int
+    depth: int = 1
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,52 @@ class _State:
     )
 
 
+@dataclass
+class _Journal:
+    """What a transaction restores on rollback, saved as it first touches each part: the
+    table of an entity (a shallow copy, keeping creation order), the length of its change
+    log, the write counters of a record and the members of an index value."""
+
+    counters: dict[Hashable, int]
+    tables: dict[str, dict[RecordKey, StoredRecord]] = field(default_factory=dict)
+    change_lengths: dict[str, int] = field(default_factory=dict)
+    stats: dict[tuple[str, str], _KeyStats | None] = field(default_factory=dict)
+    index_sets: dict[tuple[IndexName, Hashable], set[RecordKey] | None] = field(
+        default_factory=dict
+    )
+
+    def touch(self, state: _State, entity: str) -> None:
+        if entity not in self.tables:
+            self.tables[entity] = dict(state.tables[entity])
+            self.change_lengths[entity] = len(state.changes[entity])
+
+    def touch_stats(self, state: _State, entity: str, label: str) -> None:
+        if (entity, label) not in self.stats:
+            existing = state.stats[entity].get(label)
+            self.stats[(entity, label)] = existing.copy() if existing else None
+
+    def touch_index(self, state: _State, name: IndexName, value: Hashable) -> None:
+        if (name, value) not in self.index_sets:
+            existing = state.indexes[name].get(value)
+            self.index_sets[(name, value)] = set(existing) if existing is not None else None
+
+    def rollback(self, state: _State) -> None:
+        state.tables.update(self.tables)
+        for entity, length in self.change_lengths.items():
+            del state.changes[entity][length:]
+        for (entity, label), stats in self.stats.items():
+            if stats is None:
+                state.stats[entity].pop(label, None)
+            else:
+                state.stats[entity][label] = stats
+        for (name, value), members in self.index_sets.items():
+            if members is None:
+                state.indexes[name].pop(value, None)
+            else:
+                state.indexes[name][value] = members
+        state.counters = self.counters
+
+
 class RecordStore:
     """Records of every entity of one emulator. See the module docstring for the contract."""
 
@@ -140,6 +189,7 @@ class RecordStore:
         self._floor_version = 0
         self._listeners: list[Listener] = []
         self._pending: list[WriteEvent] | None = None
+        self._journal: _Journal | None = None
         self._index_functions: dict[IndexName, IndexFunction] = {}
 
     @property
@@ -184,9 +234,11 @@ class RecordStore:
         changed: frozenset[str],
         label: str,
         count: bool = True,
+        depth: int = 1,
     ) -> StoredRecord:
         """Create or replace the record at ``key`` with ``values`` (a full record)."""
         before = self.get(entity, key)
+        self._touch(entity)
         now = self.now()
         self._version += 1
         record = StoredRecord(
@@ -201,15 +253,22 @@ class RecordStore:
         self._state.tables[entity][key] = record
         self._reindex(entity, before, record)
         op = Op.UPDATE if before else Op.CREATE
-        self._record(entity, key, op, label, principal, count, before, record, changed)
+        self._record(entity, key, op, label, principal, count, before, record, changed, depth=depth)
         return record
 
-    def delete(self, entity: str, key: RecordKey, *, principal: str, label: str) -> StoredRecord:
+    def delete(
+        self, entity: str, key: RecordKey, *, principal: str, label: str, depth: int = 1
+    ) -> StoredRecord:
         """Remove the record at ``key``; ``KeyError`` if it does not exist."""
+        if key not in self._state.tables[entity]:
+            raise KeyError(key)
+        self._touch(entity)
         before = self._state.tables[entity].pop(key)
         self._reindex(entity, before, None)
         self._version += 1
-        self._record(entity, key, Op.DELETE, label, principal, True, before, None, frozenset())
+        self._record(
+            entity, key, Op.DELETE, label, principal, True, before, None, frozenset(), depth=depth
+        )
         return before
 
     def next_counter(self, name: Hashable, start: int = 1) -> int:
@@ -264,17 +323,21 @@ class RecordStore:
         if self._pending is not None:
             yield
             return
-        saved = _snapshot(self._state)
+        journal = self._journal = _Journal(counters=dict(self._state.counters))
         self._pending = []
         try:
             yield
         except BaseException:
-            self._state = saved
-            self._pending = None
+            journal.rollback(self._state)
+            self._pending = self._journal = None
             raise
-        events, self._pending = self._pending, None
+        events, self._pending, self._journal = self._pending, None, None
         for event in events:
             self._emit(event)
+
+    def _touch(self, entity: str) -> None:
+        if self._journal is not None:
+            self._journal.touch(self._state, entity)
 
     def _record(
         self,
@@ -287,11 +350,17 @@ class RecordStore:
         before: StoredRecord | None,
         after: StoredRecord | None,
         changed: frozenset[str],
+        *,
+        depth: int,
     ) -> None:
         self._state.changes[entity].append(ChangeEntry(self._version, key, op))
         if count:
+            if self._journal is not None:
+                self._journal.touch_stats(self._state, entity, label)
             self._state.stats[entity].setdefault(label, _KeyStats()).add(op, principal)
-        event = WriteEvent(entity, op, key, label, before, after, changed, principal, self._version)
+        event = WriteEvent(
+            entity, op, key, label, before, after, changed, principal, self._version, depth
+        )
         if self._pending is not None:
             self._pending.append(event)
         else:
@@ -305,9 +374,15 @@ class RecordStore:
                 continue
             index = self._state.indexes[(entity, name)]
             if before is not None and (old := function(before.values)) is not None:
+                self._touch_index((entity, name), old)
                 index.get(old, set()).discard(before.key)
             if after is not None and (new := function(after.values)) is not None:
+                self._touch_index((entity, name), new)
                 index.setdefault(new, set()).add(after.key)
+
+    def _touch_index(self, name: IndexName, value: Hashable) -> None:
+        if self._journal is not None:
+            self._journal.touch_index(self._state, name, value)
 
     def _emit(self, event: WriteEvent) -> None:
         for listener in self._listeners:
@@ -318,21 +393,3 @@ def _merge(into: _KeyStats, other: _KeyStats) -> None:
     into.total.merge(other.total)
     for principal, counts in other.by_principal.items():
         into.by_principal[principal].merge(counts)
-
-
-def _snapshot(state: _State) -> _State:
-    tables: dict[str, dict[RecordKey, StoredRecord]] = defaultdict(dict)
-    tables.update({name: dict(rows) for name, rows in state.tables.items()})
-    changes: dict[str, list[ChangeEntry]] = defaultdict(list)
-    changes.update({name: list(rows) for name, rows in state.changes.items()})
-    stats: dict[str, dict[str, _KeyStats]] = defaultdict(dict)
-    stats.update(
-        {name: {label: s.copy() for label, s in rows.items()} for name, rows in state.stats.items()}
-    )
-    indexes: dict[IndexName, dict[Hashable, set[RecordKey]]] = defaultdict(dict)
-    indexes.update(
-        {name: {v: set(keys) for v, keys in index.items()} for name, index in state.indexes.items()}
-    )
-    return _State(
-        tables=tables, changes=changes, stats=stats, counters=dict(state.counters), indexes=indexes
-    )

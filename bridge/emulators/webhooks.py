@@ -248,6 +248,7 @@ class WebhookNotifier:
             mode=int(step.values.get("mode") or 0),
             correlation_id=correlation,
             created_on=event.after.modified_at if event.after else self.tables.store.now(),
+            depth=event.depth,
         )
 
     def _queue(

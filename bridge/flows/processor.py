@@ -233,7 +233,7 @@ def snapshot_event(
         system=entity.system,
         entity=entity.entity,
         record_id=entity.record_id(record),
-        business_key=str(record.get(entity.business_key) or "") or None,
+        business_key=entity.business_key_of(record),
         company=record.get("dataAreaId") or (header.source.company if header else None),
         record_version=int(version) if isinstance(version, int) else None,
         change_time=header.source.change_time if header else now_millis(),

@@ -127,7 +127,7 @@ def notification_to_event(
         system=System.SALES,
         entity=entity.entity,
         record_id=str(context.PrimaryEntityId),
-        business_key=image.get(entity.business_key),
+        business_key=entity.business_key_of(image),
         record_version=_version(version),
         change_time=when,
         changed_by=str(principal) if principal else None,

@@ -39,7 +39,7 @@ def record_event(entity: SourceEntity, record: dict[str, Any], operation: Operat
         system=System.SALES,
         entity=entity.entity,
         record_id=str(record[entity.id_attribute or ""]).lower(),
-        business_key=record.get(entity.business_key),
+        business_key=entity.business_key_of(record),
         record_version=int(version) if version is not None else None,
         change_time=parse_iso(record.get("modifiedon")) or datetime.now(UTC),
         changed_by=record.get("_modifiedby_value"),

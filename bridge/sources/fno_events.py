@@ -102,7 +102,7 @@ def business_event_to_change(
         system=System.FNO,
         entity=entity.entity,
         record_id=entity.record_id(image),
-        business_key=str(image.get(entity.business_key) or "") or None,
+        business_key=entity.business_key_of(image),
         company=str(key.get("dataAreaId", "")) or None,
         record_version=event.RecordVersion
         if event.RecordVersion is not None

@@ -56,6 +56,35 @@ def test_transaction_rolls_back_records_counters_and_events() -> None:
     assert [c.version for c in store.changes_between("a", 0, 100)] == [1]
 
 
+def test_rollback_restores_order_indexes_stats_and_counters() -> None:
+    store = RecordStore(timedelta(days=7))
+    store.define_index("a", "by-x", lambda values: values.get("x"))
+    for key in ("1", "2", "3"):
+        store.write("a", (key,), {"x": key}, principal="p", changed=frozenset(), label=key)
+    store.write("b", ("1",), {}, principal="p", changed=frozenset(), label="1")
+    store.next_counter("seq")
+
+    def failing_change_set() -> None:
+        with store.transaction():
+            store.delete("a", ("1",), principal="p", label="1")
+            store.write("a", ("2",), {"x": "3"}, principal="q", changed=frozenset(), label="2")
+            store.write("a", ("4",), {"x": "1"}, principal="q", changed=frozenset(), label="4")
+            store.delete("a", ("4",), principal="q", label="4")
+            store.next_counter("seq")
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_change_set()
+    assert [r.key for r in store.records("a")] == [("1",), ("2",), ("3",)]
+    assert [r.key for r in store.find("a", "by-x", "1")] == [("1",)]
+    assert [r.key for r in store.find("a", "by-x", "3")] == [("3",)]
+    assert store.stats()["entities"]["a"]["totals"]["by_principal"] == {
+        "p": {"creates": 3, "updates": 0, "deletes": 0}
+    }
+    assert store.next_counter("seq") == 2
+    assert len(store.records("b")) == 1
+
+
 def test_transaction_delivers_events_after_commit() -> None:
     store = RecordStore(timedelta(days=7))
     events: list[WriteEvent] = []
