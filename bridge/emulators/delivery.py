@@ -190,7 +190,8 @@ class DeliveryDispatcher:
         except TimeoutError:
             return None, f"timed out after {delivery.policy.timeout_seconds:g} s"
         except aiohttp.ClientError as exc:
-            return None, f"{type(exc).__name__}: {exc}"
+            # aiohttp's message can quote the full URL, whose query may hold a webhook key
+            return None, f"{type(exc).__name__}: {exc}".replace(delivery.url, delivery.display_url)
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None:

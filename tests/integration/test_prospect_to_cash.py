@@ -9,6 +9,7 @@ echo. A second test feeds lines before headers and orders before customers.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from bridge.config import FlowSettings
@@ -202,7 +203,9 @@ async def test_lines_before_headers_and_orders_before_customers_converge(stack: 
         await sales.activate_order(order["salesorderid"])
         # the customer was never sent: the order waits in the retry topic, it is not rejected
         order_key = {"dataAreaId": "usmf", "SalesOrderNumber": order["ordernumber"]}
+        await asyncio.sleep(2)  # long enough for several retry attempts
         assert await fno.get("CDSSalesOrderHeaders", order_key) is None
+        assert await list_dead_letters(first, "orders-to-fno") == []
     second = stack.with_settings(flows=fast_flows(stack))
     async with running_bridge(second):
         await eventually(
@@ -249,7 +252,7 @@ async def test_concurrent_edits_of_a_confirmed_order_resolve_for_fno(stack: Stac
         await sales.activate_order(order["salesorderid"])
         number = order["ordernumber"]
         order_key = {"dataAreaId": "usmf", "SalesOrderNumber": number}
-        await eventually(lambda: fno.get("CDSSalesOrderHeaders", order_key))
+        await eventually(lambda: fno.find("CDSSalesOrderLines", f"SalesOrderNumber eq '{number}'"))
         # both sides edit the same order at the same moment; F&O also confirms it
         await fno.fno.request(
             "PATCH",
