@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 from pydantic import SecretStr
 
 from bridge.app import start_bridge
@@ -117,8 +119,26 @@ async def stack(broker: str) -> AsyncIterator[Stack]:
             settings.sales.model_copy(update=user), settings.sales.api_path, policy
         )
         fno_user = ApiClient(settings.fno.model_copy(update=user), settings.fno.api_path, policy)
-        async with sales_user, fno_user, httpx.AsyncClient() as admin:
-            yield Stack(emulators, settings, sales_user, fno_user, admin)
+        try:
+            async with sales_user, fno_user, httpx.AsyncClient() as admin:
+                yield Stack(emulators, settings, sales_user, fno_user, admin)
+        finally:
+            await delete_topics(broker, settings.kafka.topic_prefix)
+
+
+async def delete_topics(bootstrap: str, prefix: str) -> None:
+    """Delete a test's topics, so the broker does not grow by ~100 partitions per test
+    (a broker with thousands of partitions restarts too slowly for the fault tests)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        await admin.start()
+        mine = [t for t in await admin.list_topics() if t.startswith(f"{prefix}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    except KafkaError:
+        pass  # the broker may be down after a fault test; its data dir is the project's own
+    finally:
+        await admin.close()
 
 
 @contextlib.asynccontextmanager

@@ -83,9 +83,11 @@ async def test_target_throttles_and_fails_for_a_while(stack: Stack) -> None:
     async with running_bridge(stack.settings):
         await create_accounts(stack, CHANGES, "Throttled", created)
         await eventually(lambda: converged(stack, created), timeout=180, interval=0.5)
+    elapsed = time.monotonic() - started
     writes = await assert_each_created_once(stack, created)
     print(
-        f"429/503 for 12 s: {CHANGES} accounts, {writes} F&O writes, each customer created once, converged in {time.monotonic() - started:.1f} s"
+        f"429/503 for 12 s: {CHANGES} accounts, {writes} F&O writes, each customer created once, "
+        f"reconcile checked {await assert_no_drift(stack)}: no drift; converged in {elapsed:.1f} s"
     )
 
 
@@ -102,9 +104,11 @@ async def test_broker_stopped_and_restarted_mid_stream(stack: Stack) -> None:
         start_broker()
         await writer
         await eventually(lambda: converged(stack, created), timeout=180, interval=0.5)
+    elapsed = time.monotonic() - started
     writes = await assert_each_created_once(stack, created)
     print(
-        f"broker down after {stopped_at}/{CHANGES} creates: {writes} F&O writes, each customer once, converged in {time.monotonic() - started:.1f} s"
+        f"broker down after {stopped_at}/{CHANGES} creates: {writes} F&O writes, each customer once, "
+        f"reconcile checked {await assert_no_drift(stack)}: no drift; converged in {elapsed:.1f} s"
     )
 
 
@@ -135,5 +139,6 @@ async def test_webhooks_delivered_twice_publish_once(stack: Stack) -> None:
     assert max(per_version.values()) == 1, "a record version was published twice"
     writes = await assert_each_created_once(stack, created)
     print(
-        f"{len(delivered)} webhook deliveries for {len(created)} creates: {len(events)} events on the topic, {writes} F&O writes"
+        f"{len(delivered)} webhook deliveries for {len(created)} creates: {len(events)} events on the topic, "
+        f"{writes} F&O writes, reconcile checked {await assert_no_drift(stack)}: no drift"
     )
