@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from rich.console import Console
 
 from bridge.config import PollerSettings
@@ -18,7 +19,7 @@ from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import System
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
-from bridge.ops.commands import reconcile_flow
+from bridge.ops.commands import list_dead_letters, reconcile_flow
 from bridge.sources.registration import register_dataverse_webhooks
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer_named, read_topic
@@ -142,3 +143,52 @@ async def test_webhooks_delivered_twice_publish_once(stack: Stack) -> None:
         f"{len(delivered)} webhook deliveries for {len(created)} creates: {len(events)} events on the topic, "
         f"{writes} F&O writes, reconcile checked {await assert_no_drift(stack)}: no drift"
     )
+
+
+async def test_refused_credentials_pause_the_flow_until_the_target_accepts_again(
+    stack: Stack,
+) -> None:
+    faults = f"{stack.emulators.fno_url}/_emulator/faults"
+    await stack.admin.post(
+        faults,
+        json={
+            "status": 401,
+            "fraction": 1.0,
+            "duration_seconds": 4,
+            "path_prefix": "/data/CustomersV3",
+        },
+    )
+    started = time.monotonic()
+    created: list[dict[str, Any]] = []
+    async with running_bridge(stack.settings):
+        await create_accounts(stack, 50, "Refused", created)
+        await asyncio.sleep(5)  # the fault refuses our own checks too; look once it has passed
+        await eventually(lambda: converged(stack, created), timeout=120, interval=0.5)
+    elapsed = time.monotonic() - started
+    writes = await assert_each_created_once(stack, created)
+    letters = await list_dead_letters(stack.settings, "accounts")
+    assert letters == [], "a refused call pauses the flow; it never dead-letters the event"
+    print(
+        f"401 for 4 s: 50 accounts, {writes} F&O writes, none dead-lettered, converged in {elapsed:.1f} s"
+    )
+
+
+async def test_a_foreign_message_on_a_topic_is_dead_lettered_and_the_flow_goes_on(
+    stack: Stack,
+) -> None:
+    topic = f"{stack.settings.kafka.topic_prefix}.sales.account"
+    async with running_bridge(stack.settings):
+        producer = AIOKafkaProducer(bootstrap_servers=stack.settings.kafka.bootstrap_servers)
+        await producer.start()
+        try:
+            await producer.send_and_wait(topic, b'{"not": "avro"}', key=b"someone-else")
+        finally:
+            await producer.stop()
+        account = await create_account(stack, name="After the poison")
+        await eventually(
+            lambda: customer_named(stack, account["accountnumber"], "After the poison")
+        )
+        letters = await eventually(lambda: list_dead_letters(stack.settings, "accounts"))
+    assert letters[0].context["stage"] == "decode"
+    assert letters[0].record.value == b'{"not": "avro"}'
+    assert letters[0].context["original.topic"] == topic

@@ -279,3 +279,34 @@ async def test_concurrent_edits_of_a_confirmed_order_resolve_for_fno(stack: Stac
         conflicts = await eventually(conflict_kept)
     assert (await fno.get("CDSSalesOrderHeaders", order_key))["SalesOrderName"] == "F&O name"
     assert "F&O owns the order" in conflicts[0].context["error.message"]
+
+
+async def test_a_product_without_a_price_list_of_its_currency_is_dead_lettered(
+    stack: Stack,
+) -> None:
+    """§3: "Product synchronization will not succeed unless there is a price list that has a
+    matching currency" — a clear error on the dead-letter topic, not a crash."""
+    sales, fno = Salesperson(stack.sales_user), OrderProcessor(stack.fno_user)
+    flows = fast_flows(stack, dependency_retry_attempts=2, enabled=["products"])
+    settings = stack.with_settings(flows=flows)
+    async with running_bridge(settings):
+        await fno.fno.request(
+            "POST",
+            "CDSReleasedDistinctProducts",
+            json={
+                "dataAreaId": "usmf",
+                "ProductNumber": "EUR-1",
+                "ProductName": "Euro speaker",
+                "SalesPrice": 99.0,
+                "SalesUnitSymbol": "ea",
+                "CurrencyCode": "EUR",
+            },
+        )
+        await fno.release_product("USD-1", "Dollar speaker", 99.0)
+        letters = await eventually(lambda: list_dead_letters(settings, "products"), timeout=60)
+        await eventually(lambda: sales.get("products", "productnumber='USD-1'"))
+    assert letters[0].context["stage"] == "dependency"
+    assert (
+        "pricelevels" in letters[0].context["error.message"]
+        and "EUR" in letters[0].context["error.message"]
+    )
