@@ -61,10 +61,29 @@ def json_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
 
+class Refused(Exception):
+    """A request answered with an error status; the middleware renders it as JSON."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
 @web.middleware
 async def _errors_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """One place that turns every failure into the receiver's JSON error answer."""
     try:
         return await handler(request)
+    except Refused as exc:
+        return json_error(exc.status, exc.code, str(exc))
+    except NotCaptured as exc:
+        return json_error(422, "not_captured", str(exc))
+    except InvalidNotification as exc:
+        return json_error(400, "invalid_notification", str(exc))
+    except (TransientError, FlowBlocked) as exc:
+        log.warning("webhook_publish_failed", path=request.path, error=str(exc))
+        return json_error(503, "unavailable", "change not stored, retry later")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -127,70 +146,43 @@ class WebhookReceiver:
     async def _health(self, _request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
-    def _authorised(self, request: web.Request) -> bool:
+    async def _authorised_json(self, request: web.Request) -> Any:
+        """The decoded JSON body of a request that carries the right key."""
         supplied = request.query.get("code", "")
         expected = self._settings.key.get_secret_value()
-        return hmac.compare_digest(supplied.encode(), expected.encode())
+        if not hmac.compare_digest(supplied.encode(), expected.encode()):
+            raise Refused(401, "unauthorized", "missing or wrong webhook key")
+        return await self._json_body(request)
 
     async def handle_dataverse(self, request: web.Request) -> web.Response:
         """Validate, convert and publish one Dataverse webhook notification."""
-        if not self._authorised(request):
-            return json_error(401, "unauthorized", "missing or wrong webhook key")
-        body = await self._json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            context = parse_notification(body)
-            entity = notification_entity(context)
-            operation_of(context)
-        except NotCaptured as exc:
-            return json_error(422, "not_captured", str(exc))
-        except InvalidNotification as exc:
-            return json_error(400, "invalid_notification", str(exc))
-        try:
-            fresh = None
-            if needs_fresh_read(context):
-                fresh = await self._reader.read(entity, str(context.PrimaryEntityId))
-                if fresh is None:
-                    return web.json_response({"published": 0, "reason": "record gone"})
-            event = notification_to_event(context, entity, fresh)
-            published = await self._publisher.publish([(entity, event)])
-        except InvalidNotification as exc:
-            return json_error(400, "invalid_notification", str(exc))
-        except (TransientError, FlowBlocked) as exc:
-            log.warning("webhook_publish_failed", error=str(exc))
-            return json_error(503, "unavailable", "change not stored, retry later")
+        context = parse_notification(await self._authorised_json(request))
+        entity = notification_entity(context)
+        operation_of(context)
+        fresh = None
+        if needs_fresh_read(context):
+            fresh = await self._reader.read(entity, str(context.PrimaryEntityId))
+            if fresh is None:
+                return web.json_response({"published": 0, "reason": "record gone"})
+        event = notification_to_event(context, entity, fresh)
+        published = await self._publisher.publish([(entity, event)])
         log.debug("webhook_accepted", entity=entity.name, event_id=event.event_id)
         return web.json_response({"published": published, "event_id": event.event_id})
 
     async def handle_fno(self, request: web.Request) -> web.Response:
         """Validate one F&O business event, read the record it names, publish the change."""
-        if not self._authorised(request):
-            return json_error(401, "unauthorized", "missing or wrong webhook key")
-        body = await self._json_body(request)
-        if isinstance(body, web.Response):
-            return body
-        try:
-            business_event = parse_business_event(body)
-            entity = event_entity(business_event)
-            key = event_key(business_event, entity)
-        except NotCaptured as exc:
-            return json_error(422, "not_captured", str(exc))
-        except InvalidNotification as exc:
-            return json_error(400, "invalid_notification", str(exc))
+        business_event = parse_business_event(await self._authorised_json(request))
+        entity = event_entity(business_event)
+        key = event_key(business_event, entity)
         if self._fno_reader is None:
-            return json_error(422, "not_captured", "F&O capture is not enabled")
-        try:
-            record = None
-            if business_event.ChangeType != "Deleted":
-                record = await self._fno_reader.read(entity, key)
-                if record is None:
-                    return web.json_response({"published": 0, "reason": "record gone"})
-            event = business_event_to_change(business_event, entity, record)
-            published = await self._publisher.publish([(entity, event)])
-        except (TransientError, FlowBlocked) as exc:
-            log.warning("business_event_publish_failed", error=str(exc))
-            return json_error(503, "unavailable", "change not stored, retry later")
+            raise NotCaptured("F&O capture is not enabled")
+        record = None
+        if business_event.ChangeType != "Deleted":
+            record = await self._fno_reader.read(entity, key)
+            if record is None:
+                return web.json_response({"published": 0, "reason": "record gone"})
+        event = business_event_to_change(business_event, entity, record)
+        published = await self._publisher.publish([(entity, event)])
         return web.json_response({"published": published, "event_id": event.event_id})
 
     async def _json_body(self, request: web.Request) -> Any:
@@ -198,9 +190,9 @@ class WebhookReceiver:
             request.content_length is not None
             and request.content_length > self._settings.max_body_bytes
         ):
-            return json_error(413, "too_large", "body exceeds the configured maximum")
+            raise Refused(413, "too_large", "body exceeds the configured maximum")
         raw = await request.read()
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            return json_error(400, "invalid_json", "body is not JSON")
+            raise Refused(400, "invalid_json", "body is not JSON") from None
