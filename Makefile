@@ -50,8 +50,8 @@ bench: $(STAMP) ## Throughput and latency of the accounts flow on the local stac
 	compose/local/with-kafka.sh $(BIN)/python -m tests.bench.accounts
 
 .PHONY: demo
-demo: $(STAMP) kafka-up ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops it)
-	$(BIN)/bridge demo
+demo: $(STAMP) ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops all it started)
+	compose/local/with-kafka.sh $(BIN)/bridge demo
 
 .PHONY: clean
 clean: kafka-down ## Stop the broker and remove local state

@@ -8,6 +8,9 @@ if ! "$KAFKA" status >/dev/null 2>&1; then
     "$KAFKA" up || exit 1
     started=1
 fi
+# Ctrl-C reaches the command, which shuts down cleanly; this script then stops the broker
+# (a no-op trap, not an ignored signal, so the command keeps the default handling).
+trap 'true' INT TERM
 "$@"
 rc=$?
 if [ "$started" = 1 ]; then
