@@ -20,7 +20,7 @@ import structlog
 
 from bridge.config import WebhookSettings
 from bridge.contract.catalog import SourceEntity
-from bridge.errors import BridgeError, NotFound
+from bridge.errors import BridgeError, ConfigError, NotFound
 from bridge.http.client import ApiClient
 from bridge.http.odata import entity_id_from_header, odata_literal
 from bridge.sources.receiver import DATAVERSE_PATH, FNO_PATH
@@ -158,11 +158,19 @@ async def register_fno_business_events(
     try:
         await client.get_json(f"BusinessEventsEndpoints({odata_literal(ENDPOINT_NAME)})")
     except NotFound:
-        await client.request(
-            "POST",
-            "BusinessEventsEndpoints",
-            json={"EndpointName": ENDPOINT_NAME, "EndpointType": "Https", "Url": url},
-        )
+        try:
+            await client.request(
+                "POST",
+                "BusinessEventsEndpoints",
+                json={"EndpointName": ENDPOINT_NAME, "EndpointType": "Https", "Url": url},
+            )
+        except NotFound:
+            events = ", ".join(business_event_id(e) for e in entities)
+            raise ConfigError(
+                "this F&O environment has no API to configure business events; in the "
+                f"Business events workspace create an HTTPS endpoint to {webhook.url}{FNO_PATH} "
+                f"(with ?code=<BRIDGE_WEBHOOK__KEY>) and activate {events}"
+            ) from None
     active = (await client.get_json("BusinessEventsActivations")).get("value", [])
     have = {(a["BusinessEventId"], a["EndpointName"]) for a in active}
     for entity in entities:
