@@ -185,7 +185,7 @@ class DataverseTables:
                 label=record_id,
                 depth=depth,
             )
-            self._after(context, record)
+            self.plugins.finish(context, record)
         return self._latest(entity, record)
 
     def update(
@@ -216,7 +216,7 @@ class DataverseTables:
                 label=record_id,
                 depth=depth,
             )
-            self._after(context, stored)
+            self.plugins.finish(context, stored)
         return self._latest(entity, stored)
 
     def delete(
@@ -232,17 +232,7 @@ class DataverseTables:
         context = PluginContext(
             entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
         )
-        self.plugins.run(Stage.PRE_OPERATION, context)
-        with self.plugins.scope(self.store, entity.name):
-            deleted = self.store.delete(
-                entity.name,
-                record.key,
-                principal=principal,
-                label=self.record_id(record),
-                depth=depth,
-            )
-            self.plugins.run(Stage.POST_OPERATION, context)
-        return deleted
+        return self.plugins.delete(self.store, context, label=self.record_id(record))
 
     def derived_update(
         self,
@@ -307,11 +297,6 @@ class DataverseTables:
                 candidate = f"{auto.prefix}-{number:05d}-{suffix}"
                 if self.find_by_key(entity, {auto.attribute: candidate}) is None:
                     values[auto.attribute] = candidate
-
-    def _after(self, context: PluginContext, record: StoredRecord) -> None:
-        context.record = record
-        context.values = dict(record.values)
-        self.plugins.run(Stage.POST_OPERATION, context)
 
     def _latest(self, entity: EntityDef, record: StoredRecord) -> StoredRecord:
         return self.store.get(entity.name, record.key) or record

@@ -192,7 +192,7 @@ class FnoTables:
                 label=key_label(entity, values),
                 depth=depth,
             )
-            self._after(context, record)
+            self.plugins.finish(context, record)
         return self.store.get(entity.name, key) or record
 
     def update(
@@ -243,7 +243,7 @@ class FnoTables:
                 label=key_label(entity, record.values),
                 depth=depth,
             )
-            self._after(context, stored)
+            self.plugins.finish(context, stored)
         return self.store.get(entity.name, record.key) or stored
 
     def delete(
@@ -259,17 +259,7 @@ class FnoTables:
         context = PluginContext(
             entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
         )
-        self.plugins.run(Stage.PRE_OPERATION, context)
-        with self.plugins.scope(self.store, entity.name):
-            deleted = self.store.delete(
-                entity.name,
-                record.key,
-                principal=principal,
-                label=key_label(entity, record.values),
-                depth=depth,
-            )
-            self.plugins.run(Stage.POST_OPERATION, context)
-        return deleted
+        return self.plugins.delete(self.store, context, label=key_label(entity, record.values))
 
     def derived_update(
         self,
@@ -297,11 +287,6 @@ class FnoTables:
         self._check_filled(entity, values)
         self._check_references(entity, values, changed)
         self._touch(entity, values)
-
-    def _after(self, context: PluginContext, record: StoredRecord) -> None:
-        context.record = record
-        context.values = dict(record.values)
-        self.plugins.run(Stage.POST_OPERATION, context)
 
     def coerce_body(self, entity: EntityDef, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a JSON body into stored values (400 on unknown names or bad values)."""

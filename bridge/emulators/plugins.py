@@ -107,6 +107,34 @@ class PluginPipeline:
             if context.op in ops:
                 step(context)
 
+    def finish(self, context: PluginContext, record: StoredRecord) -> None:
+        """Run the post-operation steps of a stored write, with the record as stored."""
+        context.record = record
+        context.values = dict(record.values)
+        self.run(Stage.POST_OPERATION, context)
+
+    def delete(
+        self,
+        store: RecordStore,
+        context: PluginContext,
+        *,
+        label: str,
+    ) -> StoredRecord:
+        """Delete ``context.existing`` with its pre- and post-operation steps, in one scope."""
+        record = context.existing
+        assert record is not None
+        self.run(Stage.PRE_OPERATION, context)
+        with self.scope(store, context.entity.name):
+            deleted = store.delete(
+                context.entity.name,
+                record.key,
+                principal=context.principal,
+                label=label,
+                depth=context.depth,
+            )
+            self.run(Stage.POST_OPERATION, context)
+        return deleted
+
     @contextmanager
     def scope(self, store: RecordStore, entity: str) -> Iterator[None]:
         """The transaction a write of ``entity`` and its post-operation steps share."""
