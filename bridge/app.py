@@ -4,6 +4,11 @@ Nothing here decides anything about events; it only composes the components, eac
 context manager or a long-running task, in one ``AsyncExitStack`` and one ``TaskGroup``.
 A task that crashes is restarted with back-off by :func:`supervise`, so one failing flow or
 poller never stops the others.
+
+Roles: ``ingest`` answers webhooks (any number of processes may) and, on the one process
+that leads the deployment, runs the change-tracking pollers; ``apply`` runs one engine per
+flow, sharing partitions with every other process through the flow's consumer group;
+``all`` (the default) does both.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Literal
 
 import structlog
 
@@ -19,23 +25,24 @@ from bridge.config import Settings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
+from bridge.engine.flow import Flow, all_templates, enabled_flows
+from bridge.engine.runner import FlowEngine
+from bridge.engine.versions import VersionTable
 from bridge.errors import ConfigError, FlowBlocked, TransientError
 from bridge.flows.lookups import LookupResolver
-from bridge.flows.processor import FlowContext, FlowProcessor, Identities
+from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identities
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.consumer import FlowConsumer
-from bridge.kafka.dead_letters import DeadLetters
 from bridge.kafka.publisher import EventPublisher
-from bridge.kafka.retries import RetryScheduler, retry_topic
 from bridge.kafka.state import StateStore
-from bridge.kafka.topics import dead_letter_topic, ensure_topics
-from bridge.mapping.loader import load_templates
+from bridge.kafka.stream import KafkaRecordStream, KafkaVersionLog
+from bridge.kafka.topics import ensure_topics
 from bridge.mapping.template import Template
 from bridge.metadata import DataverseMetadata
 from bridge.sinks.base import Sink
 from bridge.sinks.dataverse import DataverseSink
 from bridge.sinks.fno import FnoSink
+from bridge.sources.current import SourceRecords
 from bridge.sources.dataverse_reader import DataverseReader
 from bridge.sources.delta_poller import DeltaPoller
 from bridge.sources.fno_reader import FnoReader
@@ -62,31 +69,9 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
             delay = min(delay * 2, _RESTART_BACKOFF_MAX)
 
 
-def enabled_templates(settings: Settings) -> list[Template]:
-    """The templates of the enabled flows, with the user's overrides applied."""
-    templates = load_templates(settings.flows.templates_file)
-    wanted = settings.flows.enabled if settings.flows.enabled is not None else list(templates)
-    unknown = sorted(set(wanted) - set(templates))
-    if unknown:
-        raise ConfigError(f"unknown flows {unknown}; known: {sorted(templates)}")
-    return [templates[name] for name in wanted if templates[name].enabled]
-
-
-def flows_with_children(enabled: list[Template], every: dict[str, Template]) -> list[Template]:
-    """The enabled templates plus the line templates their headers apply."""
-    result = {t.name: t for t in enabled}
-    pending = [c.flow for t in enabled for c in t.children]
-    while pending:
-        name = pending.pop()
-        if name not in result:
-            result[name] = every[name]
-            pending.extend(c.flow for c in every[name].children)
-    return list(result.values())
-
-
-def captured_entities(templates: list[Template]) -> list[SourceEntity]:
-    """The source entities the enabled flows read, in a stable order."""
-    entities = {source_entity(t.source.system, t.source.entity) for t in templates}
+def captured_entities(flows: list[Flow]) -> list[SourceEntity]:
+    """The source entities the flows read, in a stable order."""
+    entities = {flow.entity for flow in flows}
     return sorted(entities, key=lambda e: (e.system, e.name))
 
 
@@ -111,57 +96,69 @@ async def resolve_identities(reader: DataverseReader, fno: ApiClient) -> Identit
     return Identities({System.SALES: frozenset({sales_user}), System.FNO: frozenset({oid} - {""})})
 
 
+Role = Literal["ingest", "apply", "all"]
+
+
 @dataclass(frozen=True, slots=True)
 class Runtime:
     """The live components shared by every flow of one process."""
 
     settings: Settings
     codec: EventCodec
-    state: StateStore
     publisher: EventPublisher
-    context: FlowContext
+    processors: dict[str, FlowProcessor]
+    source: SourceRecords
 
-    def flow_consumer(self, template: Template) -> FlowConsumer:
-        """The consumer of one flow."""
+    async def run_flow(self, flow: Flow) -> None:
+        """Run one flow's engine until cancelled, with fresh Kafka clients."""
         kafka = self.settings.kafka
-        processor = self.context.processors[template.name]
-        dead_letters = DeadLetters(
-            dead_letter_topic(kafka, template.name), template.name, self.publisher.send_raw
-        )
-        retries = RetryScheduler(
-            retry_topic(kafka, template.name), self.settings.flows, self.publisher.send_raw
-        )
-        return FlowConsumer(
-            kafka=kafka,
-            flows=self.settings.flows,
-            topic=processor.entity.topic(kafka.topic_prefix),
-            processor=processor,
-            codec=self.codec,
-            dead_letters=dead_letters,
-            state=self.state,
-            retries=retries,
-        )
+        async with KafkaVersionLog(kafka, flow.versions_topic) as version_log:
+            engine = FlowEngine(
+                flow,
+                self.processors[flow.name],
+                codec=self.codec,
+                sender=self.publisher,
+                versions=VersionTable(version_log),
+                source=self.source,
+                settings=self.settings.flows,
+                topic_prefix=kafka.topic_prefix,
+            )
+            async with KafkaRecordStream(kafka, flow, engine) as stream:
+                await engine.run(stream)
 
 
 def build_processors(
     templates: dict[str, Template], sinks: dict[System, Sink], context: FlowContext
-) -> None:
-    """One processor per template (line flows too: headers apply them), into ``context``."""
+) -> dict[str, FlowProcessor]:
+    """One processor per template, each knowing the line flows it cascades to."""
+    processors = {}
     for template in templates.values():
-        entity = source_entity(template.source.system, template.source.entity)
-        context.processors[template.name] = FlowProcessor(
-            template, sinks[template.target.system], entity, context
+        children = tuple(
+            ChildFlow(
+                child.flow,
+                source_entity(
+                    templates[child.flow].source.system, templates[child.flow].source.entity
+                ),
+                child.match,
+            )
+            for child in template.children
         )
+        entity = source_entity(template.source.system, template.source.entity)
+        processors[template.name] = FlowProcessor(
+            template, sinks[template.target.system], entity, context, children
+        )
+    return processors
 
 
-async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None) -> None:
-    """Run the bridge until cancelled: receiver, pollers and one consumer per flow."""
-    templates = enabled_templates(settings)
-    all_templates = load_templates(settings.flows.templates_file)
-    entities = captured_entities(flows_with_children(templates, all_templates))
+async def run_bridge(
+    settings: Settings, *, role: Role = "all", started: asyncio.Event | None = None
+) -> None:
+    """Run the bridge until cancelled: receiver and pollers (``ingest``), one engine per
+    flow (``apply``), or both."""
+    flows = enabled_flows(settings)
     codec = EventCodec.from_directory(settings.schemas_dir)
     policy = RetryPolicy.from_settings(settings.retry)
-    await ensure_topics(settings.kafka, [t.name for t in templates])
+    await ensure_topics(settings.kafka, flows)
     async with AsyncExitStack() as stack:
         sales = await stack.enter_async_context(
             ApiClient(settings.sales, settings.sales.api_path, policy)
@@ -170,47 +167,57 @@ async def run_bridge(settings: Settings, *, started: asyncio.Event | None = None
             ApiClient(settings.fno, settings.fno.api_path, policy)
         )
         reader, fno_reader = DataverseReader(sales), FnoReader(fno)
-        metadata = DataverseMetadata(sales)
-        state = await stack.enter_async_context(StateStore(settings.kafka))
         publisher = await stack.enter_async_context(EventPublisher(settings.kafka, codec))
-        context = FlowContext(
-            identities=await resolve_identities(reader, fno),
-            companies=settings.companies,
-            applied_versions=state,
-            resolver=LookupResolver(sales, metadata),
-            readers={System.SALES: reader, System.FNO: fno_reader},
-        )
-        sinks: dict[System, Sink] = {
-            System.FNO: FnoSink(fno),
-            System.SALES: DataverseSink(sales, metadata),
-        }
-        build_processors(all_templates, sinks, context)
-        runtime = Runtime(settings, codec, state, publisher, context)
-        if settings.webhook.enabled:
+        if role in ("ingest", "all") and settings.webhook.enabled:
             await stack.enter_async_context(
                 WebhookReceiver(settings.webhook, publisher, reader, fno_reader)
             )
         async with asyncio.TaskGroup() as tasks:
-            if settings.poller.enabled:
-                for entity in (e for e in entities if e.system is System.SALES):
-                    poller = DeltaPoller(settings.poller, entity, reader, publisher, state)
-                    tasks.create_task(supervise(f"poller:{entity.name}", poller.run))
-            for template in templates:
-                tasks.create_task(
-                    supervise(
-                        f"flow:{template.name}",
-                        lambda t=template: runtime.flow_consumer(t).run(),  # type: ignore[misc]
-                    )
+            if role in ("ingest", "all") and settings.poller.enabled:
+                entities = [e for e in captured_entities(flows) if e.system is System.SALES]
+                tasks.create_task(run_pollers(settings, entities, reader, publisher))
+            if role in ("apply", "all"):
+                metadata = DataverseMetadata(sales)
+                context = FlowContext(
+                    identities=await resolve_identities(reader, fno),
+                    companies=settings.companies,
+                    resolver=LookupResolver(sales, metadata),
+                    readers={System.SALES: reader, System.FNO: fno_reader},
                 )
-            log.info("bridge_started", flows=[t.name for t in templates])
+                sinks: dict[System, Sink] = {
+                    System.FNO: FnoSink(fno),
+                    System.SALES: DataverseSink(sales, metadata),
+                }
+                processors = build_processors(all_templates(settings), sinks, context)
+                runtime = Runtime(
+                    settings, codec, publisher, processors, SourceRecords(reader, fno_reader)
+                )
+                for flow in flows:
+                    tasks.create_task(
+                        supervise(f"flow:{flow.name}", lambda f=flow: runtime.run_flow(f))  # type: ignore[misc]
+                    )
+            log.info("bridge_started", role=role, flows=[f.name for f in flows])
             if started is not None:
                 started.set()
 
 
-async def start_bridge(settings: Settings) -> asyncio.Task[None]:
+async def run_pollers(
+    settings: Settings,
+    entities: list[SourceEntity],
+    reader: DataverseReader,
+    publisher: EventPublisher,
+) -> None:
+    """The change-tracking pollers, each supervised, with the delta links they keep."""
+    async with StateStore(settings.kafka) as state, asyncio.TaskGroup() as tasks:
+        for entity in entities:
+            poller = DeltaPoller(settings.poller, entity, reader, publisher, state)
+            tasks.create_task(supervise(f"poller:{entity.name}", poller.run))
+
+
+async def start_bridge(settings: Settings, *, role: Role = "all") -> asyncio.Task[None]:
     """Start :func:`run_bridge` as a task and return once it runs; re-raise if it fails."""
     started = asyncio.Event()
-    bridge = asyncio.create_task(run_bridge(settings, started=started), name="bridge")
+    bridge = asyncio.create_task(run_bridge(settings, role=role, started=started), name="bridge")
     waiter = asyncio.create_task(started.wait())
     await asyncio.wait({waiter, bridge}, return_when=asyncio.FIRST_COMPLETED)
     if bridge.done():

@@ -28,6 +28,8 @@ class KafkaSettings(_Section):
     client_id: str = "bridge"
     linger_ms: int = Field(default=0, ge=0)
     max_batch_records: int = Field(default=500, ge=1)
+    max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
+    session_timeout_ms: int = Field(default=10_000, ge=6_000)
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
 
 
@@ -116,6 +118,7 @@ class FlowSettings(_Section):
     consumer_group_prefix: str = "bridge"
     apply_concurrency: int = Field(default=8, ge=1)
     blocked_retry_seconds: float = Field(default=5.0, gt=0)
+    apply_budget_seconds: float = Field(default=60.0, gt=0)
     dependency_retry_attempts: int = Field(default=8, ge=0)
     dependency_retry_initial_seconds: float = Field(default=1.0, gt=0)
     dependency_retry_max_seconds: float = Field(default=60.0, gt=0)

@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from bridge.app import captured_entities, enabled_templates, flows_with_children
+from bridge.app import captured_entities
 from bridge.config import Settings
 from bridge.contract.envelope import System
+from bridge.engine.flow import enabled_flows
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.topics import ensure_topics
-from bridge.mapping.loader import load_templates
 from bridge.sources.registration import register_dataverse_webhooks, register_fno_business_events
 
 
 async def run_setup(settings: Settings) -> None:
     """Idempotent: safe to run again after a change of settings."""
-    templates = enabled_templates(settings)
-    await ensure_topics(settings.kafka, [t.name for t in templates])
-    entities = captured_entities(
-        flows_with_children(templates, load_templates(settings.flows.templates_file))
-    )
+    flows = enabled_flows(settings)
+    await ensure_topics(settings.kafka, flows)
+    entities = captured_entities(flows)
     policy = RetryPolicy.from_settings(settings.retry)
     sales_entities = [e for e in entities if e.system is System.SALES]
     fno_entities = [e for e in entities if e.system is System.FNO]

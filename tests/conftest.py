@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+# the shared scenarios and worlds assert too: show their values when they fail
+pytest.register_assert_rewrite("tests.support")
+
 
 @pytest.fixture
 async def no_leaked_tasks() -> AsyncIterator[None]:

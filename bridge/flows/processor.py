@@ -1,10 +1,15 @@
-"""Apply one change event for one flow: drop echoes, stale versions and unmapped companies,
-resolve lookups, map, write, and apply the lines of a header with it.
+"""Apply one change event for one flow: drop echoes and unmapped companies, resolve lookups,
+map, write, and name the lines a header cascades to.
 
-The processor never commits offsets; it tells the consumer what happened. Versions applied
-are returned, not stored, so the consumer can persist them in one write per batch before it
-commits the batch's offsets. A version is recorded only when the event was applied: an event
-outside the template's filter may qualify later (a line whose quote gets activated).
+The processor holds the flow's business rules and nothing about delivery: the engine
+(:mod:`bridge.engine.runner`) decides whether an event is new enough, gives the processor the
+record's state, and records the version when the processor reports the event applied. An
+event outside the template's filter is not applied, so its version is not recorded: it may
+qualify later (a line whose quote gets activated).
+
+A header does not write its lines itself: it returns their current records as snapshot
+events (``cascade``), which the engine publishes to the line flow's topic, so every line
+write passes through the line flow's own version check and order.
 """
 
 from __future__ import annotations
@@ -25,14 +30,6 @@ from bridge.mapping.template import Template
 from bridge.sinks.base import ApplyOutcome, Sink
 
 log = structlog.get_logger(__name__)
-
-
-class VersionLookup(Protocol):
-    """Read access to the versions a flow applied (the state store)."""
-
-    def get(self, key: str) -> Any:
-        """The stored value for ``key`` or ``None``."""
-        ...
 
 
 class ChildReader(Protocol):
@@ -58,18 +55,26 @@ class Identities:
         return principal.strip("{}").lower() in self.by_system.get(system, frozenset())
 
 
+Cascade = tuple[tuple[SourceEntity, ChangeEvent], ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Processed:
-    """What happened to one event: outcomes of its writes, or why it was skipped."""
+    """What happened to one event: outcomes of its writes, or why it was skipped, and the
+    line snapshots a header cascades to."""
 
     outcomes: tuple[ApplyOutcome, ...] = ()
     skipped: str | None = None
-    versions: Mapping[str, Any] = field(default_factory=dict)
+    cascade: Cascade = ()
 
 
-def version_key(flow: str, event: ChangeEvent) -> str:
-    """The state-store key of the newest version a flow applied for one source record."""
-    return f"applied|{flow}|{event.source.system.lower()}|{event.source.record_id.lower()}"
+@dataclass(frozen=True, slots=True)
+class ChildFlow:
+    """A line flow a header cascades to: its source entity and how lines name the header."""
+
+    flow: str
+    entity: SourceEntity
+    match: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,41 +83,32 @@ class FlowContext:
 
     identities: Identities
     companies: CompanySettings
-    applied_versions: VersionLookup
     resolver: LookupResolver | None = None
     readers: Mapping[System, ChildReader] = field(default_factory=dict)
-    processors: dict[str, FlowProcessor] = field(default_factory=dict)
 
 
 class FlowProcessor:
     """Maps and applies events of one flow; idempotent and safe to call again after a crash."""
 
     def __init__(
-        self, template: Template, sink: Sink, entity: SourceEntity, context: FlowContext
+        self,
+        template: Template,
+        sink: Sink,
+        entity: SourceEntity,
+        context: FlowContext,
+        children: tuple[ChildFlow, ...] = (),
     ) -> None:
         self.template = template
         self.entity = entity
         self._sink = sink
         self._context = context
+        self._children = children
 
-    def skip_reason(self, event: ChangeEvent, *, reapply: bool = False) -> str | None:
-        """Why an event must not be applied (echo or stale), or ``None``. With ``reapply``
-        (an operator's corrective event) the version already applied is applied again; an
-        older version never is."""
+    def skip_reason(self, event: ChangeEvent) -> str | None:
+        """Why an event must not be applied by this flow (an echo of the bridge's own
+        write), or ``None``."""
         if self._context.identities.is_bridge(event.source.system, event.source.changed_by):
             return "echo of the bridge's own write"
-        applied = self._context.applied_versions.get(version_key(self.template.name, event))
-        if not applied:
-            return None
-        if applied.get("deleted"):
-            return "record already deleted"
-        version = event.source.record_version
-        applied_version = applied.get("version") or -1
-        stale = version is not None and (
-            version < applied_version or (version == applied_version and not reapply)
-        )
-        if event.operation is not Operation.DELETE and stale:
-            return f"version {version} already applied ({applied.get('version')})"
         return None
 
     def company(self, event: ChangeEvent) -> str | None:
@@ -123,10 +119,11 @@ class FlowProcessor:
             return str(company) if companies.is_mapped(company) else None
         return companies.for_business_unit(event.image.get("_owningbusinessunit_value"))
 
-    async def process(self, event: ChangeEvent, *, reapply: bool = False) -> Processed:
-        """Apply ``event``; raises the error tree's errors for the consumer to handle.
-        ``reapply``: see :meth:`skip_reason`."""
-        reason = self.skip_reason(event, reapply=reapply)
+    async def process(self, event: ChangeEvent, known_key: str | None = None) -> Processed:
+        """Apply ``event``; raises the error tree's errors for the engine to handle.
+        ``known_key`` is the business key stored when the record was last applied (a delete
+        seen by change tracking carries none)."""
+        reason = self.skip_reason(event)
         company = self.company(event)
         if reason is None and company is None:
             reason = (
@@ -135,32 +132,22 @@ class FlowProcessor:
         if reason is not None:
             self._log(event, skipped=reason)
             return Processed(skipped=reason)
-        event = self._with_known_key(await self._enriched(event))
+        event = self._with_known_key(await self._enriched(event), known_key)
         result = map_event(self.template, event, MappingContext(company=company))
         outcomes = [await self._sink.apply(write) for write in result.writes]
         if result.skipped:
             self._log(event, skipped=result.skipped)
             return Processed(skipped=result.skipped)
-        versions: dict[str, Any] = {version_key(self.template.name, event): _version(event)}
-        for child in self.template.children:
-            child_outcomes, child_versions = await self._apply_children(
-                child.flow, child.match, event
-            )
-            outcomes += child_outcomes
-            versions.update(child_versions)
+        cascade = await self._cascade(event)
         self._log(event, outcomes=outcomes, keys=[w.key_text for w in result.writes])
-        return Processed(outcomes=tuple(outcomes), versions=versions)
+        return Processed(outcomes=tuple(outcomes), cascade=cascade)
 
-    def _with_known_key(self, event: ChangeEvent) -> ChangeEvent:
+    def _with_known_key(self, event: ChangeEvent, known_key: str | None) -> ChangeEvent:
         """A delete seen by change tracking has no image; use the business key stored when
         the record was last applied, so a template that applies deletes can address it."""
-        if event.operation is not Operation.DELETE or event.before:
+        if event.operation is not Operation.DELETE or event.before or not known_key:
             return event
-        applied = self._context.applied_versions.get(version_key(self.template.name, event))
-        business_key = (applied or {}).get("business_key")
-        if not business_key:
-            return event
-        return replace(event, before={self.entity.business_key: business_key})
+        return replace(event, before={self.entity.business_key: known_key})
 
     async def _enriched(self, event: ChangeEvent) -> ChangeEvent:
         resolver = self._context.resolver
@@ -169,21 +156,17 @@ class FlowProcessor:
         after = await resolver.enrich(self.template.lookups, event.image)
         return replace(event, after=after)
 
-    async def _apply_children(
-        self, flow: str, match: Mapping[str, str], header: ChangeEvent
-    ) -> tuple[list[ApplyOutcome], dict[str, Any]]:
-        child = self._context.processors.get(flow)
+    async def _cascade(self, header: ChangeEvent) -> Cascade:
+        """The current lines of a header, as snapshots for their line flows."""
         reader = self._context.readers.get(header.source.system)
-        if child is None or reader is None:
-            return [], {}
-        wanted = {field_name: header.image.get(source) for field_name, source in match.items()}
-        outcomes: list[ApplyOutcome] = []
-        versions: dict[str, Any] = {}
-        for record in await reader.children(child.entity, wanted):
-            processed = await child.process(snapshot_event(child.entity, record, header))
-            outcomes += processed.outcomes
-            versions.update(processed.versions)
-        return outcomes, versions
+        if reader is None or header.operation is Operation.DELETE:
+            return ()
+        cascade: list[tuple[SourceEntity, ChangeEvent]] = []
+        for child in self._children:
+            wanted = {name: header.image.get(source) for name, source in child.match.items()}
+            for record in await reader.children(child.entity, wanted):
+                cascade.append((child.entity, snapshot_event(child.entity, record, header)))
+        return tuple(cascade)
 
     def _log(
         self,
@@ -209,15 +192,6 @@ class FlowProcessor:
                 target_key=";".join(keys or []),
                 outcome=",".join(outcomes or []),
             )
-
-
-def _version(event: ChangeEvent) -> dict[str, Any]:
-    return {
-        "version": event.source.record_version,
-        "event_id": event.event_id,
-        "deleted": event.operation is Operation.DELETE,
-        "business_key": event.source.business_key,
-    }
 
 
 def snapshot_event(

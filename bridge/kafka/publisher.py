@@ -155,11 +155,19 @@ class EventPublisher:
             log.debug("events_published", count=len(claimed))
         return len(claimed)
 
-    async def send_raw(
-        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    async def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
-        """Publish pre-encoded bytes (dead letters, replays) and wait for the acknowledgement."""
+        """Publish pre-encoded bytes (dead letters, retry copies, cascades, replays) and wait
+        for the acknowledgement; without ``partition`` the key chooses it, as for events."""
         try:
-            await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+            await self._producer.send_and_wait(
+                topic, value, key=key, headers=list(headers), partition=partition
+            )
         except KafkaError as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc

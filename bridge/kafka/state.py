@@ -1,4 +1,4 @@
-"""Durable key/value state in a compacted Kafka topic (delta tokens, applied versions).
+"""Durable key/value state in a compacted Kafka topic (delta links, backfill progress).
 
 On start the whole topic is read into memory; :meth:`StateStore.put` writes through and
 returns only after the broker acknowledged, so state survives a crash of the process. The
@@ -16,8 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bridge.config import KafkaSettings
+from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.topics import state_topic
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +27,7 @@ class StateStore:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self._settings = settings
-        self._topic = state_topic(settings)
+        self._topic = state_topic(settings.topic_prefix)
         self._values: dict[str, Any] = {}
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,

@@ -1,4 +1,8 @@
-"""Topic names and creation. Change topics are partitioned by record; state is compacted."""
+"""Topic creation. Change topics are partitioned by record; state and versions are compacted.
+
+A flow's change, retry and versions topics must have the same number of partitions (the
+engine owns partition *n* of all three together); a mismatch is refused at start-up.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,11 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from bridge.config import KafkaSettings
 from bridge.contract.catalog import SOURCE_ENTITIES
+from bridge.contract.topics import state_topic
+from bridge.engine.flow import Flow
+from bridge.errors import ConfigError
 
 log = structlog.get_logger(__name__)
-
-
-def state_topic(settings: KafkaSettings) -> str:
-    """The compacted topic holding the bridge's durable state (delta tokens, versions)."""
-    return f"{settings.topic_prefix}._bridge.state"
-
-
-def dead_letter_topic(settings: KafkaSettings, flow: str) -> str:
-    """The dead-letter topic of one flow."""
-    return f"{settings.topic_prefix}.dlq.{flow}"
 
 
 def change_topics(settings: KafkaSettings) -> list[str]:
@@ -30,25 +27,29 @@ def change_topics(settings: KafkaSettings) -> list[str]:
     return [entity.topic(settings.topic_prefix) for entity in SOURCE_ENTITIES]
 
 
-async def ensure_topics(settings: KafkaSettings, flows: Iterable[str] = ()) -> None:
-    """Create the change, dead-letter and state topics that do not exist yet."""
+def _compacted(name: str, partitions: int, settings: KafkaSettings) -> NewTopic:
+    return NewTopic(
+        name,
+        partitions,
+        settings.replication_factor,
+        topic_configs={"cleanup.policy": "compact", "segment.ms": "600000"},
+    )
+
+
+async def ensure_topics(settings: KafkaSettings, flows: Iterable[Flow] = ()) -> None:
+    """Create the change, retry, dead-letter, versions and state topics that do not exist
+    yet; raise :class:`ConfigError` if partition counts that must agree do not."""
     flows = list(flows)
     partitioned = [
         *change_topics(settings),
-        *(dead_letter_topic(settings, f) for f in flows),
-        *(f"{settings.topic_prefix}.retry.{f}" for f in flows),
+        *(f.dead_letter_topic for f in flows),
+        *(f.retry_topic for f in flows),
     ]
     wanted = [
         NewTopic(name, settings.partitions, settings.replication_factor) for name in partitioned
     ]
-    wanted.append(
-        NewTopic(
-            state_topic(settings),
-            1,
-            settings.replication_factor,
-            topic_configs={"cleanup.policy": "compact", "segment.ms": "600000"},
-        )
-    )
+    wanted += [_compacted(f.versions_topic, settings.partitions, settings) for f in flows]
+    wanted.append(_compacted(state_topic(settings.topic_prefix), 1, settings))
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
     )
@@ -61,5 +62,25 @@ async def ensure_topics(settings: KafkaSettings, flows: Iterable[str] = ()) -> N
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("topics_created", topics=[t.name for t in missing])
+        await _check_copartitioned(admin, flows)
     finally:
         await admin.close()
+
+
+async def _check_copartitioned(admin: AIOKafkaAdminClient, flows: list[Flow]) -> None:
+    """Refuse a flow whose retry or versions topic is partitioned unlike its change topic."""
+    names = sorted({t for f in flows for t in (*f.consumed_topics, f.versions_topic)})
+    counts = await _partition_counts(admin, names)
+    for flow in flows:
+        found = {t: counts.get(t) for t in (*flow.consumed_topics, flow.versions_topic)}
+        if len(set(found.values())) > 1:
+            raise ConfigError(
+                f"flow {flow.name}: its topics must have equal partition counts, found {found}"
+            )
+
+
+async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    described = await admin.describe_topics(names)
+    return {d["topic"]: len(d.get("partitions") or ()) for d in described}

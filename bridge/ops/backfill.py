@@ -21,8 +21,8 @@ from typing import Any
 import structlog
 
 from bridge.contract.envelope import Capture
+from bridge.engine.flow import Flow
 from bridge.kafka.publisher import Publisher
-from bridge.ops.flows import Flow
 from bridge.ops.ports import StateAccess
 from bridge.ops.snapshots import SnapshotPage, SnapshotSource
 

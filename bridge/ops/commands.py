@@ -14,10 +14,10 @@ from contextlib import asynccontextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from bridge.app import enabled_templates
 from bridge.config import Settings
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
+from bridge.engine.flow import Flow, enabled_flows, resolve_flow
 from bridge.errors import ConfigError, UndecodableMessage
 from bridge.flows.lookups import LookupResolver
 from bridge.http.client import ApiClient
@@ -25,6 +25,7 @@ from bridge.http.retry import RetryPolicy
 from bridge.kafka.ops import open_kafka
 from bridge.kafka.publisher import EventPublisher
 from bridge.kafka.state import StateStore
+from bridge.kafka.stream import KafkaVersionLog
 from bridge.kafka.topics import ensure_topics
 from bridge.metadata import DataverseMetadata
 from bridge.ops.backfill import Backfill, BackfillProgress, BackfillResult, backfill
@@ -38,7 +39,6 @@ from bridge.ops.dead_letters import (
     select,
 )
 from bridge.ops.drift import DriftReport
-from bridge.ops.flows import Flow, resolve_flow
 from bridge.ops.reconcile import DriftFound, drift_table, reconcile, repair
 from bridge.ops.render import headers_table, mapping_table
 from bridge.ops.replay import (
@@ -83,7 +83,7 @@ async def dlq_list_command(
 ) -> None:
     """Print the dead letters of one flow, or of every enabled flow."""
     out = _console(console)
-    names = [flow_name] if flow_name else [t.name for t in enabled_templates(settings)]
+    names = [flow_name] if flow_name else [f.name for f in enabled_flows(settings)]
     for name in names:
         flow = resolve_flow(settings, name)
         out.print(dead_letters_table(flow, await list_dead_letters(settings, name)))
@@ -121,7 +121,7 @@ async def replay_dead_letters(
     """Re-publish the named (or every pending) dead letter of a flow; return them."""
     out = _console(console)
     flow = resolve_flow(settings, flow_name)
-    await ensure_topics(settings.kafka, [flow.name])
+    await ensure_topics(settings.kafka, [flow])
     codec = EventCodec.from_directory(settings.schemas_dir)
     async with (
         open_kafka(settings) as (topics, groups),
@@ -129,7 +129,7 @@ async def replay_dead_letters(
     ):
         letters = await read_dead_letters(topics, groups, flow)
         chosen = select(letters, refs, pending=all_pending)
-        await replay(flow, letters, chosen, publisher.send_raw, groups)
+        await replay(flow, letters, chosen, publisher.send, groups)
     out.print(f"replayed {len(chosen)} dead letter(s) of {flow.name} to {flow.topic}")
     return chosen
 
@@ -167,10 +167,9 @@ async def replay_from(
         resets = await plan_replay(flow, moment, topics=topics, groups=groups)
         result = ReplayResult(resets, dry_run=True)
         if not dry_run:
-            codec = EventCodec.from_directory(settings.schemas_dir)
-            async with StateStore(settings.kafka) as state:
+            async with KafkaVersionLog(settings.kafka, flow.versions_topic) as versions:
                 forgotten = await apply_replay(
-                    flow, resets, topics=topics, groups=groups, state=state, codec=codec
+                    flow, resets, topics=topics, groups=groups, versions=versions
                 )
             result = ReplayResult(resets, forgotten)
     out.print(resets_table(flow, result))
@@ -210,7 +209,7 @@ async def backfill_flow(
     """Publish (or resume publishing) every source record of a flow, with a progress bar."""
     out = _console(console)
     flow = resolve_flow(settings, flow_name)
-    await ensure_topics(settings.kafka, [flow.name])
+    await ensure_topics(settings.kafka, [flow])
     codec = EventCodec.from_directory(settings.schemas_dir)
     async with (
         api_clients(settings) as clients,
@@ -295,9 +294,9 @@ async def reconcile_flow(
         out.print(drift_table(report))
     out.print(report.summary())
     if repair_drift and report.corrections:
-        await ensure_topics(settings.kafka, [flow.name])
+        await ensure_topics(settings.kafka, [flow])
         async with EventPublisher(settings.kafka, codec) as publisher:
-            published = await repair(flow, report, publisher.send_raw, codec)
+            published = await repair(flow, report, publisher.send, codec)
         out.print(f"published {published} corrective event(s) to {flow.topic}")
     return report
 

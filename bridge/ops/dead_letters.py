@@ -23,9 +23,9 @@ import structlog
 from rich.table import Table
 
 from bridge.contract.envelope import ChangeEvent
+from bridge.engine.dead_letters import RawSender, dead_letter_context
+from bridge.engine.flow import Flow
 from bridge.errors import ConfigError
-from bridge.kafka.dead_letters import RawSender, dead_letter_context
-from bridge.ops.flows import Flow
 from bridge.ops.headers import REPLAY_OF_HEADER, header_value, replay_headers
 from bridge.ops.ports import GroupOffsets, RawRecord, TopicReading
 from bridge.ops.render import clip, table

@@ -10,9 +10,9 @@ names the dead letter an event was re-published from: ``<topic>:<partition>:<off
 
 from __future__ import annotations
 
-from bridge.kafka.consumer import FORCE_HEADER
-from bridge.kafka.dead_letters import HEADER_PREFIX
-from bridge.kafka.retries import PREFIX as RETRY_PREFIX
+from bridge.engine.dead_letters import HEADER_PREFIX
+from bridge.engine.retries import PREFIX as RETRY_PREFIX
+from bridge.engine.runner import FORCE_HEADER
 from bridge.ops.ports import Headers, RawRecord
 
 REPLAY_OF_HEADER = "replay.of"

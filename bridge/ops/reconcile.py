@@ -23,8 +23,9 @@ from rich.table import Table
 
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import Capture, ChangeEvent, now_millis
+from bridge.engine.dead_letters import RawSender
+from bridge.engine.flow import Flow
 from bridge.errors import BridgeError, DependencyMissing
-from bridge.kafka.dead_letters import RawSender
 from bridge.mapping.template import Lookup, Template
 from bridge.ops.drift import (
     DriftReport,
@@ -34,7 +35,6 @@ from bridge.ops.drift import (
     event_company,
     expect,
 )
-from bridge.ops.flows import Flow
 from bridge.ops.headers import FORCE
 from bridge.ops.render import cell, table
 from bridge.ops.snapshots import SnapshotSource

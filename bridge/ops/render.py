@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from bridge.kafka.dead_letters import HEADER_PREFIX
+from bridge.engine.dead_letters import HEADER_PREFIX
 from bridge.ops.ports import Headers
 
 MAX_CELL = 80

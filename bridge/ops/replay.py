@@ -8,8 +8,8 @@ refuses (exit 2) while the flow runs: stop the bridge, replay, start it. The ste
 2. never move a partition forward: the new offset is the smaller of that and the committed
    one, so no unapplied event is ever skipped. A partition without a committed offset is
    left alone (the flow reads it from the beginning anyway);
-3. forget the applied versions (state-store tombstones) of every record with an event in
-   ``[new offset, end)``, so the consumer's stale-version check lets them through again;
+3. forget the entries (versions-topic tombstones) of every record with an event in
+   ``[new offset, end)``, so the engine neither skips them as settled nor as stale;
 4. commit the new offsets for the flow's group (Kafka refuses if the group came back).
 
 Step 3 comes before step 4: a crash between them re-applies nothing twice that matters
@@ -25,11 +25,10 @@ from datetime import UTC, datetime
 import structlog
 from rich.table import Table
 
-from bridge.contract.codec import EventCodec
-from bridge.errors import ConfigError, UndecodableMessage
-from bridge.flows.processor import version_key
-from bridge.ops.flows import Flow
-from bridge.ops.ports import GroupOffsets, StateAccess, TopicReading
+from bridge.engine.flow import Flow
+from bridge.engine.stream import VersionLog
+from bridge.errors import ConfigError
+from bridge.ops.ports import GroupOffsets, TopicReading
 from bridge.ops.render import table
 
 log = structlog.get_logger(__name__)
@@ -90,18 +89,14 @@ def plan_resets(
     return resets
 
 
-async def applied_keys(
-    flow: Flow, topics: TopicReading, codec: EventCodec, resets: list[PartitionReset]
-) -> set[str]:
-    """The state keys of the applied versions of every record with an event to replay."""
+async def replayed_keys(
+    flow: Flow, topics: TopicReading, resets: list[PartitionReset]
+) -> set[tuple[int, bytes]]:
+    """The (partition, key) of every record with an event to replay."""
     ranges = {r.partition: (r.new, r.end) for r in resets if r.new is not None}
-    keys: set[str] = set()
-    async for record in topics.records(flow.topic, ranges):
-        try:
-            keys.add(version_key(flow.name, codec.decode(record.value or b"")))
-        except UndecodableMessage:
-            continue  # never applied: it was dead-lettered
-    return keys
+    return {
+        (record.partition, record.key or b"") async for record in topics.records(flow.topic, ranges)
+    }
 
 
 async def refuse_if_running(flow: Flow, groups: GroupOffsets) -> None:
@@ -132,15 +127,17 @@ async def apply_replay(
     *,
     topics: TopicReading,
     groups: GroupOffsets,
-    state: StateAccess,
-    codec: EventCodec,
+    versions: VersionLog,
 ) -> int:
-    """Forget the applied versions, then commit the new offsets (module docstring, steps 3
-    and 4); return how many applied versions were forgotten. The flow must be stopped."""
+    """Forget the records' entries, then commit the new offsets (module docstring, steps 3
+    and 4); return how many entries were forgotten. The flow must be stopped."""
     forgotten = 0
-    for key in sorted(await applied_keys(flow, topics, codec, resets)):
-        if state.get(key) is not None:
-            await state.put(key, None)
+    stored: dict[int, dict[bytes, bytes]] = {}
+    for partition, key in sorted(await replayed_keys(flow, topics, resets)):
+        if partition not in stored:
+            stored.update(await versions.read([partition]))
+        if key in stored[partition]:
+            await (await versions.write(partition, key, None))
             forgotten += 1
     moved = {r.partition: r.new for r in resets if r.moves and r.new is not None}
     if moved:

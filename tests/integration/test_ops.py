@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-import bridge.kafka.consumer
+import bridge.engine.runner
 from bridge.config import PollerSettings, Settings, WebhookSettings
 from bridge.contract.envelope import Capture, ChangeEvent, Operation
 from bridge.errors import ConfigError
@@ -31,7 +31,7 @@ from bridge.ops.reconcile import DriftFound
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer, read_topic
 
-FORCE_SUPPORTED = hasattr(bridge.kafka.consumer, "FORCE_HEADER")
+FORCE_SUPPORTED = hasattr(bridge.engine.runner, "FORCE_HEADER")
 needs_force = pytest.mark.skipif(
     not FORCE_SUPPORTED,
     reason="the flow consumer does not honour bridge.force yet (docs/operations.md)",

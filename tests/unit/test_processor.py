@@ -1,14 +1,15 @@
-"""The flow processor drops echoes and stale versions and reports what it applied."""
+"""The flow processor drops echoes and unmapped companies, applies, and names its cascade.
+
+Version order is the engine's (tests/unit/engine/)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
-from bridge.flows.processor import FlowContext, FlowProcessor, Identities, version_key
+from bridge.flows.processor import FlowContext, FlowProcessor, Identities
 from bridge.mapping.loader import load_templates
 from tests.unit.fakes import RecordingSink
 
@@ -29,76 +30,49 @@ def event(version: int, *, by: str = HUMAN, operation: Operation = Operation.UPD
     return ChangeEvent.create(source, operation, after={"accountnumber": "A-1", "name": "N"})
 
 
-def processor(
-    applied: dict[str, Any], companies: CompanySettings | None = None
-) -> tuple[FlowProcessor, RecordingSink]:
+def processor(companies: CompanySettings | None = None) -> tuple[FlowProcessor, RecordingSink]:
     sink = RecordingSink()
     context = FlowContext(
         identities=Identities({System.SALES: frozenset({BRIDGE_USER})}),
         companies=companies or CompanySettings(),
-        applied_versions=applied,
     )
     template = load_templates()["accounts"]
     return FlowProcessor(template, sink, source_entity(System.SALES, "account"), context), sink
 
 
-async def test_applies_and_reports_the_version() -> None:
-    proc, sink = processor({})
+async def test_applies_an_event() -> None:
+    proc, sink = processor()
     processed = await proc.process(event(5))
     assert len(sink.writes) == 1
-    assert processed.versions[version_key("accounts", event(5))]["version"] == 5
+    assert processed.skipped is None
 
 
 async def test_echo_of_the_bridge_is_skipped() -> None:
-    proc, sink = processor({})
+    proc, sink = processor()
     processed = await proc.process(event(5, by=BRIDGE_USER.upper()))
     assert processed.skipped == "echo of the bridge's own write"
     assert sink.writes == []
 
 
-async def test_same_or_older_version_is_skipped() -> None:
-    applied = {version_key("accounts", event(5)): {"version": 5}}
-    proc, sink = processor(applied)
-    assert (await proc.process(event(5))).skipped is not None
-    assert (await proc.process(event(4))).skipped is not None
-    assert (await proc.process(event(6))).skipped is None
-    assert len(sink.writes) == 1
-
-
-async def test_after_a_delete_nothing_older_is_applied() -> None:
-    applied = {version_key("accounts", event(5)): {"version": None, "deleted": True}}
-    proc, sink = processor(applied)
-    assert (await proc.process(event(9))).skipped == "record already deleted"
-    assert sink.writes == []
-
-
 async def test_unmapped_business_unit_is_skipped() -> None:
-    proc, sink = processor({}, CompanySettings(map={"usmf": "some-other-unit"}))
+    proc, sink = processor(CompanySettings(map={"usmf": "some-other-unit"}))
     processed = await proc.process(event(5))
     assert processed.skipped is not None and "not mapped" in processed.skipped
     assert sink.writes == []
 
 
-async def test_filtered_events_record_no_version() -> None:
-    proc, _ = processor({})
+async def test_filtered_events_are_reported_skipped() -> None:
+    proc, sink = processor()
     source = event(5).source
     filtered = ChangeEvent.create(source, Operation.DELETE, before={"accountnumber": "A-1"})
     processed = await proc.process(filtered)
     assert processed.skipped == "deletes are not applied by this template"
-    assert processed.versions == {}
-
-
-async def test_a_forced_event_reapplies_its_version_but_never_an_older_one() -> None:
-    applied = {version_key("accounts", event(5)): {"version": 5}}
-    proc, sink = processor(applied)
-    assert (await proc.process(event(5), reapply=True)).skipped is None
-    assert (await proc.process(event(4), reapply=True)).skipped is not None
-    assert len(sink.writes) == 1
+    assert sink.writes == []
 
 
 async def test_fno_records_of_an_unmapped_company_are_skipped() -> None:
     sink = RecordingSink()
-    context = FlowContext(identities=Identities(), companies=CompanySettings(), applied_versions={})
+    context = FlowContext(identities=Identities(), companies=CompanySettings())
     template = load_templates()["products"]
     proc = FlowProcessor(template, sink, source_entity(System.FNO, "product"), context)
     source = Source(
@@ -120,11 +94,8 @@ async def test_a_polled_delete_is_addressed_by_the_key_applied_before() -> None:
     template = load_templates()["accounts"].override({"apply_deletes": True})
     sink = RecordingSink()
     first = event(5)
-    applied = {version_key("accounts", first): {"version": 5, "business_key": "A-1"}}
-    context = FlowContext(
-        identities=Identities(), companies=CompanySettings(), applied_versions=applied
-    )
+    context = FlowContext(identities=Identities(), companies=CompanySettings())
     proc = FlowProcessor(template, sink, source_entity(System.SALES, "account"), context)
     polled_delete = ChangeEvent.create(first.source, Operation.DELETE)
-    await proc.process(polled_delete)
+    await proc.process(polled_delete, known_key="A-1")
     assert [dict(w.key) for w in sink.writes] == [{"dataAreaId": "usmf", "CustomerAccount": "A-1"}]

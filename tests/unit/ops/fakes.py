@@ -8,9 +8,9 @@ from typing import Any
 
 from bridge.config import CompanySettings, Settings
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.engine.flow import Flow, resolve_flow
 from bridge.errors import ConfigError
 from bridge.mapping.template import Template
-from bridge.ops.flows import Flow, resolve_flow
 from bridge.ops.ports import Headers, RawRecord
 from bridge.ops.snapshots import SnapshotPage, with_capture
 

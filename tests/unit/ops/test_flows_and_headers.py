@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import bridge.kafka.consumer
+import bridge.engine.runner
 from bridge.config import FlowSettings, KafkaSettings, Settings
+from bridge.engine.flow import resolve_flow
 from bridge.errors import ConfigError
-from bridge.ops.flows import resolve_flow
 from bridge.ops.headers import FORCE_HEADER, REPLAY_OF_HEADER, header_value, replay_headers
 from bridge.ops.ports import RawRecord
 
@@ -21,6 +21,8 @@ def test_a_flow_knows_its_topics_and_groups() -> None:
     assert flow.topic == "acme.sales.account"
     assert flow.group == "b.accounts"
     assert flow.dead_letter_topic == "acme.dlq.accounts"
+    assert flow.retry_topic == "acme.retry.accounts"
+    assert flow.versions_topic == "acme._bridge.versions.accounts"
     assert flow.dead_letter_replay_group == "b.accounts.dlq-replay"
     assert flow.companies == settings.companies
 
@@ -70,5 +72,5 @@ def test_header_value_is_the_last_one(
     assert header_value(headers, "a") == expected
 
 
-def test_the_force_header_is_the_one_the_consumer_honours() -> None:
-    assert getattr(bridge.kafka.consumer, "FORCE_HEADER", FORCE_HEADER) == FORCE_HEADER
+def test_the_force_header_is_the_one_the_engine_honours() -> None:
+    assert bridge.engine.runner.is_forced([(FORCE_HEADER, b"1")])

@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 
 from bridge.contract.codec import EventCodec
+from bridge.engine.memory import MemoryLog, MemoryVersionLog
+from bridge.engine.versions import RecordState
 from bridge.errors import ConfigError
-from bridge.flows.processor import version_key
 from bridge.ops.replay import (
     PartitionReset,
     ReplayResult,
@@ -23,7 +24,6 @@ from bridge.ops.replay import (
 )
 from tests.unit.ops.fakes import (
     MemoryGroups,
-    MemoryState,
     MemoryTopics,
     account_event,
     accounts_flow,
@@ -82,7 +82,8 @@ def fill_topic(topics: MemoryTopics) -> None:
     events += [(0, account_event("a1", 2), 300), (1, account_event("a3", 1), 50)]
     topics.create(FLOW.topic, partitions=2)
     for partition, event, millis in events:
-        topics.append(FLOW.topic, partition, CODEC.encode(event, FLOW.entity), timestamp_ms=millis)
+        payload = CODEC.encode(event, FLOW.entity)
+        topics.append(FLOW.topic, partition, payload, key=event.key, timestamp_ms=millis)
     topics.append(FLOW.topic, 0, b"not avro", timestamp_ms=400)
 
 
@@ -104,15 +105,17 @@ async def test_apply_replay_forgets_versions_then_commits() -> None:
     journal: list[str] = []
     topics, groups = MemoryTopics(), MemoryGroups(journal)
     fill_topic(topics)
-    keys = {r: version_key(FLOW.name, account_event(r)) for r in ("a1", "a2", "a3")}
-    state = MemoryState({k: {"version": 1} for k in keys.values()}, journal)
+    log = MemoryLog(partitions=2)
+    versions = MemoryVersionLog(log, FLOW.versions_topic)
+    entry = RecordState(version=1, settled={FLOW.topic: 3}).to_json()
+    for partition, record in ((0, "a1"), (0, "a2"), (1, "a3")):
+        await versions.write(partition, record.encode(), entry)
     resets = [PartitionReset(0, 4, 1, 4, 1), PartitionReset(1, 1, None, 1, 1)]
-    forgotten = await apply_replay(
-        FLOW, resets, topics=topics, groups=groups, state=state, codec=CODEC
-    )
+    forgotten = await apply_replay(FLOW, resets, topics=topics, groups=groups, versions=versions)
     assert forgotten == 2
-    assert set(state.values) == {keys["a3"]}  # a3's only event is before the time
-    assert state.writes == [(keys["a1"], None), (keys["a2"], None)]
+    assert set(versions.entries()) == {b"a3"}  # a3's only event is before the time
+    tombstones = [r.key for r in log.records(FLOW.versions_topic) if r.value is None]
+    assert tombstones == [b"a1", b"a2"]
     assert groups.offsets[(FLOW.group, FLOW.topic)] == {0: 1}
     assert journal[-1].startswith("commit"), "offsets move only after the versions are gone"
 

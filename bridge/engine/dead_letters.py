@@ -15,6 +15,8 @@ from typing import Any, Protocol
 
 import structlog
 
+from bridge.engine.stream import RecordSender
+
 log = structlog.get_logger(__name__)
 
 RawSender = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]]], Awaitable[None]]
@@ -22,14 +24,20 @@ HEADER_PREFIX = "dlq."
 
 
 class ConsumedRecord(Protocol):
-    """The parts of a consumed Kafka record a dead letter keeps."""
+    """The parts of a consumed record a dead letter keeps."""
 
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Any
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +46,12 @@ class DeadLetters:
 
     topic: str
     flow: str
-    send_raw: RawSender
+    sender: RecordSender
 
     async def send(
         self, record: ConsumedRecord, error: BaseException, stage: str, attempts: int
     ) -> None:
-        """Dead-letter one record with its error context."""
+        """Dead-letter one record with its error context; returns once acknowledged."""
         context = {
             "flow": self.flow,
             "stage": stage,
@@ -57,7 +65,7 @@ class DeadLetters:
         }
         kept = [(k, v) for k, v in (record.headers or ()) if not k.startswith(HEADER_PREFIX)]
         headers = kept + [(HEADER_PREFIX + k, v.encode()) for k, v in context.items()]
-        await self.send_raw(self.topic, record.value, record.key, headers)
+        await self.sender.send(self.topic, record.value, record.key, headers)
         log.warning(
             "event_dead_lettered",
             flow=self.flow,

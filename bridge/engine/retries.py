@@ -17,15 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from bridge.config import FlowSettings, KafkaSettings
-from bridge.kafka.dead_letters import ConsumedRecord, RawSender
+from bridge.config import FlowSettings
+from bridge.engine.dead_letters import ConsumedRecord
+from bridge.engine.stream import RecordSender
 
 PREFIX = "retry."
-
-
-def retry_topic(settings: KafkaSettings, flow: str) -> str:
-    """The retry topic of one flow."""
-    return f"{settings.topic_prefix}.retry.{flow}"
 
 
 def retry_headers(headers: Any) -> dict[str, str]:
@@ -61,7 +57,7 @@ class RetryScheduler:
 
     topic: str
     settings: FlowSettings
-    send_raw: RawSender
+    sender: RecordSender
 
     def exhausted(self, record: ConsumedRecord) -> bool:
         """Whether the event already used every attempt."""
@@ -73,7 +69,8 @@ class RetryScheduler:
         return float(min(initial * 2 ** (attempt - 1), self.settings.dependency_retry_max_seconds))
 
     async def schedule(self, record: ConsumedRecord, reason: str) -> float:
-        """Publish the event to the retry topic; return the wait in seconds."""
+        """Publish the event to the retry topic, in the partition numbered like the one it
+        came from (so the same engine owns both); return the wait in seconds."""
         attempt = attempts_of(record) + 1
         wait = self.delay(attempt)
         original = retry_headers(record.headers)
@@ -87,5 +84,7 @@ class RetryScheduler:
         }
         kept = [(k, v) for k, v in (record.headers or ()) if not k.startswith(PREFIX)]
         headers = kept + [(PREFIX + k, v.encode()) for k, v in context.items()]
-        await self.send_raw(self.topic, record.value, record.key, headers)
+        await self.sender.send(
+            self.topic, record.value, record.key, headers, partition=record.partition
+        )
         return wait

@@ -1,0 +1,1 @@
+"""The flow engine: consume → apply → commit against a small record-stream port, free of Kafka."""

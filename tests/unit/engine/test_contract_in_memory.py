@@ -1,0 +1,20 @@
+"""The engine's delivery contract on the in-memory bus (the same scenarios run on Kafka in
+tests/integration/test_engine_on_kafka.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from tests.support.engine_scenarios import SCENARIOS
+from tests.support.engine_world import MemoryBus, World
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
+async def test_scenario(scenario: Callable[[World], Awaitable[None]]) -> None:
+    world = World(MemoryBus())
+    try:
+        await scenario(world)
+    finally:
+        await world.stop()
