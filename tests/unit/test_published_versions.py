@@ -3,7 +3,6 @@ record deleted and created again with the same key is published again."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -252,9 +251,8 @@ def shuffled_deliveries(draw: st.DrawFn) -> tuple[dict[str, Life], list[ChangeEv
     """Every event of every record at least once, some several times, in any order."""
     lives_ = {record: draw(lives(record)) for record in RECORDS}
     events = [e for life in lives_.values() for e in life.events]
-    deliveries = events + draw(st.lists(st.sampled_from(events), max_size=12))
-    random.Random(draw(st.integers())).shuffle(deliveries)
-    return lives_, deliveries
+    duplicates = draw(st.lists(st.sampled_from(events), max_size=12))
+    return lives_, draw(st.permutations(events + duplicates))
 
 
 @settings(max_examples=400, deadline=None)
