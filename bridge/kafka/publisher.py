@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -25,11 +26,42 @@ from bridge.errors import BridgeError, PublishFailed
 
 log = structlog.get_logger(__name__)
 
-_DELETED = -1
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What was last published for one record: the newest version known of it (``None`` when
+    none of its events carried one) and whether it is deleted."""
+
+    version: int | None
+    deleted: bool = False
+
+
+def _newer(version: int | None, than: int | None, *, or_equal: bool = False) -> bool:
+    """Whether ``version`` is after ``than``; an unknown version on either side counts as
+    after, because an event that cannot be proved old must not be lost."""
+    if version is None or than is None:
+        return True
+    return version >= than if or_equal else version > than
+
+
+def _delete_is_new(version: int | None, seen: Published) -> bool:
+    if seen.deleted:
+        # Still deleted: a duplicate (webhook and poller both report it), unless its version
+        # proves the record lived again after the delete we know (its re-create is late).
+        return version is not None and seen.version is not None and version > seen.version
+    # A delete carries its pre-image's version (Dataverse) or its own (F&O): equal to the
+    # live version is this life's delete, older is a late delete of an earlier life.
+    return _newer(version, seen.version, or_equal=True)
 
 
 class PublishedVersions:
-    """Remembers the newest version published per record, to publish each version once.
+    """Remembers, per record, the newest version published and whether it is deleted, so that
+    each version is published once and each delete once.
+
+    After a delete, the record's next life (an F&O product released again, a Dataverse record
+    restored with its GUID) is published: any non-delete newer than the last version known
+    before or with the delete, or without a version. A change that preceded the delete (a
+    late, duplicate webhook) is not.
 
     Bounded (least recently used records are forgotten); a forgotten record may be published
     again, which consumers tolerate because their apply is idempotent.
@@ -37,53 +69,59 @@ class PublishedVersions:
 
     def __init__(self, capacity: int = 200_000) -> None:
         self._capacity = capacity
-        self._versions: OrderedDict[tuple[str, bytes], int] = OrderedDict()
-
-    @staticmethod
-    def _version(event: ChangeEvent) -> int | None:
-        if event.operation is Operation.DELETE:
-            return _DELETED
-        return event.source.record_version
+        self._records: OrderedDict[tuple[str, bytes], Published] = OrderedDict()
 
     def is_new(self, topic: str, event: ChangeEvent) -> bool:
         """Whether ``event`` is newer than anything published for its record."""
-        version = self._version(event)
-        seen = self._versions.get((topic, event.key))
-        if version is None or seen is None:
+        seen = self._records.get((topic, event.key))
+        version = event.source.record_version
+        if seen is None:
             return True
-        if seen == _DELETED:
-            return False
-        return version == _DELETED or version > seen
+        if event.operation is Operation.DELETE:
+            return _delete_is_new(version, seen)
+        return _newer(version, seen.version)
 
-    def claim(self, topic: str, event: ChangeEvent) -> tuple[bool, int | None]:
+    def claim(self, topic: str, event: ChangeEvent) -> tuple[bool, Published | None]:
         """Mark ``event`` published if it is new; return ``(is_new, previous)`` so a failed
         publish can :meth:`release` the claim. Check and mark happen without awaiting, so
         concurrent duplicates cannot both pass."""
-        key = (topic, event.key)
-        previous = self._versions.get(key)
+        previous = self._records.get((topic, event.key))
         if not self.is_new(topic, event):
             return False, previous
         self.remember(topic, event)
         return True, previous
 
-    def release(self, topic: str, event: ChangeEvent, previous: int | None) -> None:
+    def release(self, topic: str, event: ChangeEvent, previous: Published | None) -> None:
         """Undo a claim whose publish failed."""
         key = (topic, event.key)
         if previous is None:
-            self._versions.pop(key, None)
+            self._records.pop(key, None)
         else:
-            self._versions[key] = previous
+            self._records[key] = previous
 
     def remember(self, topic: str, event: ChangeEvent) -> None:
         """Record that ``event`` was published."""
-        version = self._version(event)
-        if version is None:
-            return
         key = (topic, event.key)
-        self._versions[key] = version
-        self._versions.move_to_end(key)
-        while len(self._versions) > self._capacity:
-            self._versions.popitem(last=False)
+        after = _after(self._records.get(key), event)
+        if after is None:
+            return
+        self._records[key] = after
+        self._records.move_to_end(key)
+        while len(self._records) > self._capacity:
+            self._records.popitem(last=False)
+
+
+def _after(seen: Published | None, event: ChangeEvent) -> Published | None:
+    """What is known of a record once ``event`` is published (``None``: nothing to keep)."""
+    known = seen.version if seen is not None else None
+    version = event.source.record_version
+    if version is not None and (known is None or version > known):
+        known = version
+    if event.operation is Operation.DELETE:
+        return Published(known, deleted=True)
+    if seen is None and known is None:
+        return None  # nothing to compare later events with: keep the room for others
+    return Published(known)
 
 
 class Publisher(Protocol):

@@ -33,6 +33,7 @@ from bridge.ops.dead_letters import (
     DeadLetter,
     dead_letters_table,
     event_summary,
+    locate,
     parse_ref,
     read_dead_letters,
     replay,
@@ -92,15 +93,19 @@ async def dlq_list_command(
 async def dlq_show_command(
     settings: Settings, flow_name: str, ref: str, *, console: Console | None = None
 ) -> None:
-    """Print one dead letter: its headers and, when decodable, its change event."""
+    """Print one dead letter (any copy of it may be named): its headers, its copies and, when
+    decodable, its change event."""
     out = _console(console)
-    wanted = parse_ref(ref)
-    letters = await list_dead_letters(settings, flow_name)
-    letter = next((d for d in letters if (d.record.partition, d.record.offset) == wanted), None)
-    if letter is None:
+    parse_ref(ref)  # a malformed reference fails before Kafka is opened
+    found = locate(await list_dead_letters(settings, flow_name), ref)
+    if found is None:
         raise ConfigError(f"no dead letter {ref} in flow {flow_name}'s dead-letter topic")
-    out.print(headers_table(letter.record.headers))
-    value = letter.record.value or b""
+    letter, copy = found
+    out.print(headers_table(copy.record.headers))
+    if letter.duplicates:
+        refs = ", ".join(c.ref for c in letter.copies)
+        out.print(f"{len(letter.copies)} copies of one original ({refs}); listed as {letter.ref}")
+    value = copy.record.value or b""
     try:
         event = EventCodec.from_directory(settings.schemas_dir).decode(value)
     except UndecodableMessage as exc:

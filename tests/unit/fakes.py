@@ -24,10 +24,7 @@ class MemoryPublisher:
     async def publish(self, items: Sequence[tuple[SourceEntity, ChangeEvent]]) -> int:
         if self.fail:
             raise PublishFailed("broker down")
-        fresh = [ev for e, ev in items if self._versions.is_new(e.name, ev)]
-        for entity, event in items:
-            if event in fresh:
-                self._versions.remember(entity.name, event)
+        fresh = [ev for e, ev in items if self._versions.claim(e.name, ev)[0]]
         self.events.extend(fresh)
         return len(fresh)
 

@@ -12,6 +12,7 @@ from bridge.ops.dead_letters import (
     DeadLetter,
     advanced_marks,
     dead_letters_table,
+    locate,
     parse_ref,
     read_dead_letters,
     replay,
@@ -74,8 +75,10 @@ def test_a_dead_letter_exposes_its_context() -> None:
 async def test_read_dead_letters_marks_the_replayed_ones() -> None:
     topics, groups = MemoryTopics(), MemoryGroups()
     for offset in range(3):
-        topics.append(DLQ, 0, b"v", headers=context_headers(), timestamp_ms=10 + offset)
-    topics.append(DLQ, 2, b"v", headers=context_headers(), timestamp_ms=5)
+        topics.append(
+            DLQ, 0, b"v", headers=context_headers(offset=offset), timestamp_ms=10 + offset
+        )
+    topics.append(DLQ, 2, b"v", headers=context_headers(offset=9), timestamp_ms=5)
     groups.offsets[(FLOW.dead_letter_replay_group, DLQ)] = {0: 2}
     letters = await read_dead_letters(topics, groups, FLOW)
     assert [(d.ref, d.pending) for d in letters] == [
@@ -165,3 +168,115 @@ def test_the_table_shows_status_replays_and_retry_origins() -> None:
     assert "replayed" in text and f"pending (replay of {DLQ}:0:0)" in text
     assert "1:7" in text and "p2c.retry.accounts:1:7" in text
     assert "CustomerAccount longer than 20 characters" in text
+
+
+# --- copies of one original: a crash between sending a dead letter and recording it -------
+
+
+def original_headers(
+    offset: int, topic: bytes = b"p2c.sales.account", partition: bytes = b"1"
+) -> tuple[tuple[str, bytes], ...]:
+    replaced = {
+        "dlq.original.topic": topic,
+        "dlq.original.partition": partition,
+        "dlq.original.offset": str(offset).encode(),
+    }
+    return tuple((k, replaced.get(k, v)) for k, v in context_headers())
+
+
+async def dead_letters_of(
+    *appended: tuple[int, int], marks: dict[int, int] | None = None
+) -> tuple[list[DeadLetter], MemoryGroups]:
+    """Dead letters appended as ``(dlq partition, original offset)``, in time order."""
+    topics, groups = MemoryTopics(), MemoryGroups()
+    for time, (partition, original) in enumerate(appended):
+        headers = original_headers(original)
+        topics.append(DLQ, partition, f"v{original}".encode(), headers=headers, timestamp_ms=time)
+    groups.offsets[(FLOW.dead_letter_replay_group, DLQ)] = marks or {}
+    return await read_dead_letters(topics, groups, FLOW), groups
+
+
+async def test_copies_of_one_original_are_listed_once_as_the_first() -> None:
+    letters, _ = await dead_letters_of((0, 7), (0, 8), (0, 7), (1, 7))
+    assert [(d.ref, len(d.copies), d.record.value) for d in letters] == [
+        ("0:0", 3, b"v7"),
+        ("0:1", 1, b"v8"),
+    ]
+    assert [c.ref for c in letters[0].duplicates] == ["0:2", "1:0"]
+
+
+@pytest.mark.parametrize(
+    ("second", "collapsed"),
+    [
+        (original_headers(7), True),
+        (original_headers(8), False),
+        (original_headers(7, partition=b"2"), False),
+        (original_headers(7, topic=b"p2c.retry.accounts"), False),
+    ],
+    ids=["same-original", "other-offset", "other-partition", "other-topic"],
+)
+async def test_the_original_topic_partition_and_offset_identify_a_dead_letter(
+    second: tuple[tuple[str, bytes], ...], collapsed: bool
+) -> None:
+    topics = MemoryTopics()
+    topics.append(DLQ, 0, b"v", headers=original_headers(7))
+    topics.append(DLQ, 0, b"v", headers=second)
+    letters = await read_dead_letters(topics, MemoryGroups(), FLOW)
+    assert len(letters) == (1 if collapsed else 2)
+
+
+async def test_dead_letters_without_their_original_are_never_collapsed() -> None:
+    topics = MemoryTopics()
+    for _ in range(2):
+        topics.append(DLQ, 0, b"v", headers=(("dlq.stage", b"decode"),))
+    assert [d.ref for d in await read_dead_letters(topics, MemoryGroups(), FLOW)] == ["0:0", "0:1"]
+
+
+async def test_replay_all_replays_each_original_once_and_passes_every_copy() -> None:
+    letters, groups = await dead_letters_of((0, 7), (0, 7), (0, 8), (0, 7))
+    send = RecordingSender()
+    chosen = select(letters, [], pending=True)
+    await replay(FLOW, letters, chosen, send, groups)
+    assert [value for _, value, _, _ in send.sent] == [b"v7", b"v8"]
+    assert groups.offsets[(FLOW.dead_letter_replay_group, DLQ)] == {0: 4}
+
+
+@pytest.mark.parametrize("refs", [["0:1"], ["0:0", "0:1"], ["0:1", "0:0", "0:1"]])
+async def test_naming_any_copy_replays_its_original_once(refs: list[str]) -> None:
+    letters, _ = await dead_letters_of((0, 7), (0, 7), (0, 8))
+    assert [d.ref for d in select(letters, refs, pending=False)] == ["0:0"]
+
+
+async def test_a_copy_dead_lettered_after_the_replay_is_not_replayed_again() -> None:
+    letters, groups = await dead_letters_of((0, 7), (0, 8), (0, 7), marks={0: 1})
+    assert [(d.ref, d.pending) for d in letters] == [("0:0", False), ("0:1", True)]
+    chosen = select(letters, [], pending=True)
+    assert [d.ref for d in chosen] == ["0:1"]
+    await replay(FLOW, letters, chosen, RecordingSender(), groups)
+    assert groups.offsets[(FLOW.dead_letter_replay_group, DLQ)] == {0: 2}
+
+
+async def test_the_table_says_how_many_copies_were_collapsed() -> None:
+    letters, _ = await dead_letters_of((0, 7), (0, 8), (0, 7))
+    text = rendered(dead_letters_table(FLOW, letters))
+    assert f"{DLQ}: 2 dead letters, 2 pending, 1 duplicate collapsed" in text
+    assert "2 (also 0:2)" in text
+
+
+async def test_show_finds_a_dead_letter_by_any_copy() -> None:
+    letters, _ = await dead_letters_of((0, 7), (0, 8), (0, 7))
+    found = locate(letters, "0:2")
+    assert found is not None
+    assert [d.ref for d in found] == ["0:0", "0:2"]
+    assert locate(letters, "0:3") is None
+
+
+async def test_the_first_copy_is_the_earliest_by_offset_within_one_millisecond() -> None:
+    topics = MemoryTopics()
+    for offset in range(11):
+        original = 7 if offset in (2, 10) else 100 + offset
+        topics.append(DLQ, 0, b"v", headers=original_headers(original), timestamp_ms=5)
+    letters = await read_dead_letters(topics, MemoryGroups(), FLOW)
+    collapsed = [d for d in letters if d.duplicates]
+    assert [(d.ref, [c.ref for c in d.duplicates]) for d in collapsed] == [("0:2", ["0:10"])]
+    assert [d.ref for d in letters][:3] == ["0:0", "0:1", "0:2"]
