@@ -8,14 +8,21 @@ to the source, never by the bridge's own bookkeeping.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
-from bridge.contract.envelope import Operation
-from bridge.engine.runner import FORCE_HEADER
+from bridge.contract.catalog import SourceEntity
+from bridge.contract.envelope import Operation, System
+from bridge.engine.runner import CASCADE_HEADER, FORCE_HEADER
 from tests.support.engine_world import (
     ACCOUNT,
     CODEC,
     CONTACT,
+    CUSTOMERS,
+    PERSONS,
+    Bus,
+    SalesSource,
     World,
     expected_customers,
     expected_persons,
@@ -219,6 +226,75 @@ async def two_workers_share_the_work_through_rebalances(world: World) -> None:
     await world.drain()
     assert held(world.target, "Customers") == expected_customers(source)
     assert set(world.target.creates.values()) == {1}
+
+
+class FrozenLines:
+    """A reader of a header's lines that answers with the lines as they were when
+    :meth:`freeze` was called (a cascade read that raced a newer line edit)."""
+
+    def __init__(self, source: SalesSource) -> None:
+        self._source = source
+        self._frozen: list[dict[str, Any]] = []
+
+    def freeze(self) -> None:
+        """Remember the contacts as they are now."""
+        records = self._source.records.values()
+        self._frozen = [
+            dict(r.image, versionnumber=r.version) for r in records if r.entity is CONTACT
+        ]
+
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The frozen lines whose fields equal ``match``."""
+        return [r for r in self._frozen if all(r.get(k) == v for k, v in match.items())]
+
+
+CASCADING = {
+    "customers": CUSTOMERS.override(
+        {"children": [{"flow": "persons", "match": {"parentnumber": "accountnumber"}}]}
+    ),
+    "persons": PERSONS,
+}
+
+
+def cascading_world(bus: Bus) -> tuple[World, FrozenLines]:
+    """A world whose customers flow cascades to its contact persons."""
+    reader = FrozenLines(SalesSource())
+    world = World(bus, templates=CASCADING, readers={System.SALES: reader})
+    reader._source = world.source
+    return world, reader
+
+
+async def a_cascaded_line_passes_the_line_flows_version_check(
+    world: World, reader: FrozenLines
+) -> None:
+    """A header's change cascades its lines to the line flow: a line that only now
+    qualifies is applied, and a cascade read older than the line's applied version never
+    overwrites it."""
+    await world.start_worker("w1")
+    source = world.source
+    line = source.change(
+        CONTACT, "c-1", contactnumber="P-1", parentnumber="A-1", fullname=versioned("c", 1)
+    )
+    reader.freeze()  # the cascade will read version 1 of the line
+    await world.publish(CONTACT, line)  # waits: its customer is not there yet
+    newer = source.change(CONTACT, "c-1", fullname=versioned("c", 2))
+    header = source.change(ACCOUNT, "a-1", accountnumber="A-1", name="Acme")
+    await world.publish(ACCOUNT, header)  # applies, cascades the (old) line snapshot
+    await world.drain()
+    cascaded = [
+        r
+        for r in await world.bus.records(world.flow("persons").topic)
+        if dict(r.headers).get(CASCADE_HEADER)
+    ]
+    assert cascaded, "the header published its lines to the line flow"
+    await world.publish(CONTACT, newer)
+    await world.drain()
+    await world.publish(ACCOUNT, source.change(ACCOUNT, "a-1", name="Acme 2"))  # cascades v1 again
+    await world.drain()
+    assert held(world.target, "ContactPersons") == expected_persons(source)
+    assert held(world.target, "ContactPersons")["P-1"]["Name"] == versioned("c", 2)
 
 
 SCENARIOS = [

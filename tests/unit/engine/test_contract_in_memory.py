@@ -7,7 +7,11 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from tests.support.engine_scenarios import SCENARIOS
+from tests.support.engine_scenarios import (
+    SCENARIOS,
+    a_cascaded_line_passes_the_line_flows_version_check,
+    cascading_world,
+)
 from tests.support.engine_world import MemoryBus, World
 
 
@@ -16,5 +20,13 @@ async def test_scenario(scenario: Callable[[World], Awaitable[None]]) -> None:
     world = World(MemoryBus())
     try:
         await scenario(world)
+    finally:
+        await world.stop()
+
+
+async def test_cascade() -> None:
+    world, reader = cascading_world(MemoryBus())
+    try:
+        await a_cascaded_line_passes_the_line_flows_version_check(world, reader)
     finally:
         await world.stop()
