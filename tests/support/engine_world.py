@@ -235,7 +235,7 @@ class TargetStore:
         if current is None:
             self.records[where] = body
             self.creates[where] += 1
-            self.history.append((*where, body))
+            self.history.append((*where, dict(body)))
             return ApplyOutcome.CREATED
         if all(current.get(k) == v for k, v in body.items()):
             return ApplyOutcome.UNCHANGED
@@ -259,6 +259,9 @@ class Bus(Protocol):
     """Where records live: the engine's ports plus what a test needs to look."""
 
     sender: RecordSender
+    prefix: str
+    group_prefix: str
+    poll_interval: float
 
     def stream(self, flow: Flow, listener: RebalanceListener, member: str) -> Any:
         """An async context manager yielding a RecordStream member of the flow's group."""
@@ -301,6 +304,10 @@ class _Entered:
 
 class MemoryBus:
     """The bus in memory."""
+
+    prefix = "m"
+    group_prefix = "bridge"
+    poll_interval = 0.005
 
     def __init__(self, partitions: int = 3) -> None:
         self.log = MemoryLog(partitions)
@@ -366,7 +373,6 @@ class World:
         self,
         bus: Bus,
         *,
-        prefix: str = "m",
         templates: Mapping[str, Template] = TEMPLATES,
         settings: FlowSettings = ENGINE_SETTINGS,
         readers: Mapping[System, Any] | None = None,
@@ -375,8 +381,8 @@ class World:
         self.source = SalesSource()
         self.target = TargetStore()
         self.settings = Settings(
-            kafka=KafkaSettings(topic_prefix=prefix),
-            flows=settings,
+            kafka=KafkaSettings(topic_prefix=bus.prefix),
+            flows=settings.model_copy(update={"consumer_group_prefix": bus.group_prefix}),
             companies=CompanySettings(map={COMPANY: "*"}),
         )
         self.templates = dict(templates)
@@ -495,7 +501,7 @@ class World:
         while not await self.settled():
             if loop.time() > deadline:
                 raise AssertionError(f"not settled within {timeout} s: {await self.backlog()}")
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self.bus.poll_interval)
 
     async def backlog(self) -> dict[str, int]:
         """Records not yet committed, per flow."""
