@@ -17,6 +17,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import structlog
@@ -25,7 +26,7 @@ from bridge.config import Settings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
-from bridge.engine.flow import Flow, all_templates, enabled_flows
+from bridge.engine.flow import Flow, all_templates, captured_entities, enabled_flows
 from bridge.engine.runner import FlowEngine
 from bridge.engine.versions import VersionTable
 from bridge.errors import ConfigError, FlowBlocked, TransientError
@@ -33,12 +34,14 @@ from bridge.flows.lookups import LookupResolver
 from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identities
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
+from bridge.kafka.leadership import LeaderElection
 from bridge.kafka.publisher import EventPublisher
 from bridge.kafka.state import StateStore
 from bridge.kafka.stream import KafkaRecordStream, KafkaVersionLog
 from bridge.kafka.topics import ensure_topics
 from bridge.mapping.template import Template
 from bridge.metadata import DataverseMetadata
+from bridge.setup import register_push
 from bridge.sinks.base import Sink
 from bridge.sinks.dataverse import DataverseSink
 from bridge.sinks.fno import FnoSink
@@ -67,12 +70,6 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
             log.exception("component_crashed", component=name, error=str(exc), restart_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, _RESTART_BACKOFF_MAX)
-
-
-def captured_entities(flows: list[Flow]) -> list[SourceEntity]:
-    """The source entities the flows read, in a stable order."""
-    entities = {flow.entity for flow in flows}
-    return sorted(entities, key=lambda e: (e.system, e.name))
 
 
 async def resolve_identities(reader: DataverseReader, fno: ApiClient) -> Identities:
@@ -173,9 +170,12 @@ async def run_bridge(
                 WebhookReceiver(settings.webhook, publisher, reader, fno_reader)
             )
         async with asyncio.TaskGroup() as tasks:
-            if role in ("ingest", "all") and settings.poller.enabled:
-                entities = [e for e in captured_entities(flows) if e.system is System.SALES]
-                tasks.create_task(run_pollers(settings, entities, reader, publisher))
+            if role in ("ingest", "all") and (
+                settings.poller.enabled or settings.leader.register_on_start
+            ):
+                entities = captured_entities(flows)
+                work = partial(lead_deployment, settings, entities, (sales, fno), reader, publisher)
+                tasks.create_task(run_for_leader(settings, work))
             if role in ("apply", "all"):
                 metadata = DataverseMetadata(sales)
                 context = FlowContext(
@@ -201,15 +201,35 @@ async def run_bridge(
                 started.set()
 
 
-async def run_pollers(
+async def run_for_leader(settings: Settings, work: Callable[[], Awaitable[None]]) -> None:
+    """Take part in the deployment's leader election; run ``work`` while leading."""
+    leader = settings.leader
+    election = LeaderElection(
+        settings.kafka,
+        f"{settings.flows.consumer_group_prefix}.leader",
+        session_timeout_ms=leader.session_timeout_ms,
+        heartbeat_interval_ms=leader.heartbeat_interval_ms,
+        rebalance_timeout_ms=leader.rebalance_timeout_ms,
+    )
+    async with election:
+        await election.lead(work)
+
+
+async def lead_deployment(
     settings: Settings,
     entities: list[SourceEntity],
+    clients: tuple[ApiClient, ApiClient],
     reader: DataverseReader,
     publisher: EventPublisher,
 ) -> None:
-    """The change-tracking pollers, each supervised, with the delta links they keep."""
+    """What one process per deployment does: register the push notifications (when told
+    to) and poll Dataverse change tracking, with the delta links it keeps."""
+    if settings.leader.register_on_start:
+        await register_push(settings, entities, *clients)
+    if not settings.poller.enabled:
+        return
     async with StateStore(settings.kafka) as state, asyncio.TaskGroup() as tasks:
-        for entity in entities:
+        for entity in (e for e in entities if e.system is System.SALES):
             poller = DeltaPoller(settings.poller, entity, reader, publisher, state)
             tasks.create_task(supervise(f"poller:{entity.name}", poller.run))
 

@@ -11,6 +11,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Coroutine
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -29,6 +30,8 @@ def _settings() -> Settings:
     except ValidationError as exc:
         problems = "; ".join(
             f"BRIDGE_{'__'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            if e["loc"]
+            else e["msg"]
             for e in exc.errors()
         )
         typer.echo(f"error: invalid settings: {problems}", err=True)
@@ -56,14 +59,31 @@ def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
         raise typer.Exit(1) from None
 
 
+class Role(StrEnum):
+    """What one ``bridge run`` process does."""
+
+    INGEST = "ingest"
+    APPLY = "apply"
+    ALL = "all"
+
+
 @app.command()
-def run() -> None:
-    """Run the bridge: webhook receiver, change-tracking pollers and one consumer per flow."""
+def run(
+    role: Annotated[
+        Role,
+        typer.Option(
+            help="ingest: answer webhooks and, on the elected leader, poll change tracking; "
+            "apply: run the flows' engines; all: both. Any number of processes of each role "
+            "share the work through Kafka."
+        ),
+    ] = Role.ALL,
+) -> None:
+    """Run the bridge: webhook receiver, change-tracking pollers and one engine per flow."""
     from bridge.app import run_bridge
 
     settings = _settings()
     configure_logging(settings.log)
-    run_until_signalled(run_bridge(settings))
+    run_until_signalled(run_bridge(settings, role=role.value))
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -100,6 +100,16 @@ class PollerSettings(_Section):
     page_size: int = Field(default=500, ge=1, le=5000)
 
 
+class LeaderSettings(_Section):
+    """The election of the one process per deployment that runs the change-tracking
+    pollers (and, with ``register_on_start``, the webhook registrations)."""
+
+    session_timeout_ms: int = Field(default=6_000, ge=6_000)
+    heartbeat_interval_ms: int = Field(default=1_000, ge=100)
+    rebalance_timeout_ms: int = Field(default=10_000, ge=1_000)
+    register_on_start: bool = False
+
+
 class RetrySettings(_Section):
     """The one retry policy for calls to the Dynamics APIs."""
 
@@ -170,8 +180,19 @@ class Settings(BaseSettings):
     fno: FnoSettings = FnoSettings()
     webhook: WebhookSettings = WebhookSettings()
     poller: PollerSettings = PollerSettings()
+    leader: LeaderSettings = LeaderSettings()
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()
     companies: CompanySettings = CompanySettings()
     log: LogSettings = LogSettings()
     schemas_dir: Path = SCHEMAS_DIR
+
+    @model_validator(mode="after")
+    def _budget_within_poll_interval(self) -> Settings:
+        # an engine fetches again only after its batch; a batch that may outlive the poll
+        # interval would get the process evicted from its groups while it still writes
+        if self.flows.apply_budget_seconds * 1000 >= self.kafka.max_poll_interval_ms:
+            raise ValueError(
+                "flows.apply_budget_seconds must be shorter than kafka.max_poll_interval_ms"
+            )
+        return self

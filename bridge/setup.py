@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from bridge.app import captured_entities
 from bridge.config import Settings
+from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import System
-from bridge.engine.flow import enabled_flows
+from bridge.engine.flow import captured_entities, enabled_flows
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.topics import ensure_topics
@@ -16,13 +16,22 @@ async def run_setup(settings: Settings) -> None:
     """Idempotent: safe to run again after a change of settings."""
     flows = enabled_flows(settings)
     await ensure_topics(settings.kafka, flows)
-    entities = captured_entities(flows)
     policy = RetryPolicy.from_settings(settings.retry)
+    async with (
+        ApiClient(settings.sales, settings.sales.api_path, policy) as sales,
+        ApiClient(settings.fno, settings.fno.api_path, policy) as fno,
+    ):
+        await register_push(settings, captured_entities(flows), sales, fno)
+
+
+async def register_push(
+    settings: Settings, entities: list[SourceEntity], sales: ApiClient, fno: ApiClient
+) -> None:
+    """Register the webhooks and business events that push changes of ``entities``;
+    idempotent (an existing registration is updated, not duplicated)."""
     sales_entities = [e for e in entities if e.system is System.SALES]
     fno_entities = [e for e in entities if e.system is System.FNO]
     if sales_entities:
-        async with ApiClient(settings.sales, settings.sales.api_path, policy) as sales:
-            await register_dataverse_webhooks(sales, settings.webhook, sales_entities)
+        await register_dataverse_webhooks(sales, settings.webhook, sales_entities)
     if fno_entities:
-        async with ApiClient(settings.fno, settings.fno.api_path, policy) as fno:
-            await register_fno_business_events(fno, settings.webhook, fno_entities)
+        await register_fno_business_events(fno, settings.webhook, fno_entities)

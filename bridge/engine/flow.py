@@ -97,3 +97,8 @@ def enabled_flows(settings: Settings) -> list[Flow]:
             chosen[name] = templates[name]
             pending.extend(child.flow for child in templates[name].children)
     return [build_flow(settings, template) for template in chosen.values()]
+
+
+def captured_entities(flows: list[Flow]) -> list[SourceEntity]:
+    """The source entities the flows read, in a stable order."""
+    return sorted({flow.entity for flow in flows}, key=lambda e: (e.system, e.name))

@@ -28,6 +28,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExistsError
 
 from bridge.config import KafkaSettings
+from bridge.contract import topics as contract_topics
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.leader_assignor import LeaderAssignor
 
@@ -40,7 +41,7 @@ _POLL_TIMEOUT_MS = 1_000
 
 def leader_topic(settings: KafkaSettings) -> str:
     """The single-partition coordination topic; no record is ever written to it."""
-    return f"{settings.topic_prefix}._bridge.leader"
+    return contract_topics.leader_topic(settings.topic_prefix)
 
 
 async def ensure_leader_topic(settings: KafkaSettings) -> None:

@@ -59,3 +59,13 @@ def test_invalid_values_are_rejected(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_batch_budget_longer_than_the_poll_interval_is_refused() -> None:
+    from bridge.config import FlowSettings, KafkaSettings, Settings
+
+    with pytest.raises(ValueError, match="apply_budget_seconds must be shorter"):
+        Settings(
+            kafka=KafkaSettings(max_poll_interval_ms=30_000),
+            flows=FlowSettings(apply_budget_seconds=30),
+        )
