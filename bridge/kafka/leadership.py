@@ -190,6 +190,9 @@ class LeaderElection:
             heartbeat_interval_ms=heartbeat_interval_ms,
             rebalance_timeout_ms=rebalance_timeout_ms,
             partition_assignment_strategy=(self._assignor,),
+            # a topic created a moment ago may be missing from the first metadata answer;
+            # without a short refresh the group would wait the default five minutes
+            metadata_max_age_ms=3_000,
         )
         self._work: LeaderWork | None = None
         self._leading = False

@@ -15,7 +15,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from bridge.config import KafkaSettings
 from bridge.contract.catalog import SOURCE_ENTITIES
-from bridge.contract.topics import state_topic
+from bridge.contract.topics import leader_topic, state_topic
 from bridge.engine.flow import Flow
 from bridge.errors import ConfigError
 
@@ -50,6 +50,7 @@ async def ensure_topics(settings: KafkaSettings, flows: Iterable[Flow] = ()) -> 
     ]
     wanted += [_compacted(f.versions_topic, settings.partitions, settings) for f in flows]
     wanted.append(_compacted(state_topic(settings.topic_prefix), 1, settings))
+    wanted.append(NewTopic(leader_topic(settings.topic_prefix), 1, settings.replication_factor))
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
     )
