@@ -24,7 +24,8 @@ class Partition:
 
 @dataclass(frozen=True, slots=True)
 class StreamRecord:
-    """One consumed record: where it sits, its key, value and headers."""
+    """One record as stored: where it sits, its key, value, headers and timestamp (the
+    engine's input and the operator commands' view of a topic alike)."""
 
     topic: str
     partition: int
@@ -38,6 +39,11 @@ class StreamRecord:
     def where(self) -> Partition:
         """The partition the record was read from."""
         return Partition(self.topic, self.partition)
+
+    @property
+    def ref(self) -> str:
+        """``partition:offset``, how operators name a record of a topic."""
+        return f"{self.partition}:{self.offset}"
 
 
 class RebalanceListener(Protocol):

@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import structlog
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     CommitFailedError,
@@ -27,6 +27,7 @@ from aiokafka.errors import (
 from bridge.config import KafkaSettings, Settings
 from bridge.errors import ConfigError, TransientError
 from bridge.http.retry import RetryPolicy
+from bridge.kafka.stream import stream_record
 from bridge.ops.ports import RawRecord
 
 T = TypeVar("T")
@@ -56,18 +57,6 @@ async def kafka_call(policy: RetryPolicy, what: str, operation: Callable[[], Awa
         return await policy.call(attempt, what=what)
     except KafkaError as exc:
         raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}") from exc
-
-
-def _raw(record: ConsumerRecord) -> RawRecord:
-    return RawRecord(
-        topic=record.topic,
-        partition=record.partition,
-        offset=record.offset,
-        key=record.key,
-        value=record.value,
-        headers=tuple(record.headers or ()),
-        timestamp_ms=record.timestamp,
-    )
 
 
 class KafkaTopics:
@@ -166,7 +155,7 @@ class KafkaTopics:
             for tp, records in batch.items():
                 for record in records:
                     if record.offset < remaining.get(tp, -1):
-                        yield _raw(record)
+                        yield stream_record(record)
             for tp in list(remaining):
                 if await self._consumer.position(tp) >= remaining[tp]:
                     del remaining[tp]

@@ -16,7 +16,13 @@ from types import TracebackType
 from typing import Self
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import (
     CommitFailedError,
@@ -39,6 +45,19 @@ _REFUSED_COMMITS = (
     RebalanceInProgressError,
     UnknownMemberIdError,
 )
+
+
+def stream_record(record: ConsumerRecord) -> StreamRecord:
+    """An aiokafka record as the engine's (and the operator commands') record type."""
+    return StreamRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=tuple(record.headers or ()),
+        timestamp_ms=record.timestamp,
+    )
 
 
 def _partition(tp: TopicPartition) -> Partition:
@@ -103,19 +122,7 @@ class KafkaRecordStream:
             timeout_ms=int(max_wait * 1000), max_records=self._max_records
         )
         return {
-            _partition(tp): [
-                StreamRecord(
-                    topic=r.topic,
-                    partition=r.partition,
-                    offset=r.offset,
-                    key=r.key,
-                    value=r.value,
-                    headers=tuple(r.headers or ()),
-                    timestamp_ms=r.timestamp,
-                )
-                for r in records
-            ]
-            for tp, records in batch.items()
+            _partition(tp): [stream_record(r) for r in records] for tp, records in batch.items()
         }
 
     async def commit(self, offsets: Mapping[Partition, int]) -> None:

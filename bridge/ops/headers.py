@@ -13,7 +13,8 @@ from __future__ import annotations
 from bridge.engine.dead_letters import HEADER_PREFIX
 from bridge.engine.retries import PREFIX as RETRY_PREFIX
 from bridge.engine.runner import FORCE_HEADER
-from bridge.ops.ports import Headers, RawRecord
+from bridge.engine.stream import Headers
+from bridge.ops.ports import RawRecord
 
 REPLAY_OF_HEADER = "replay.of"
 FORCE: tuple[str, bytes] = (FORCE_HEADER, b"1")

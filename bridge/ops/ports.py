@@ -6,30 +6,15 @@ depends on aiokafka's types.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-Headers = Sequence[tuple[str, bytes]]
+from bridge.engine.stream import StreamRecord
 
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """One Kafka record as stored: bytes, headers and where it sits."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    headers: Headers = field(default_factory=tuple)
-    timestamp_ms: int = 0
-
-    @property
-    def ref(self) -> str:
-        """``partition:offset``, how operators name a record of a topic."""
-        return f"{self.partition}:{self.offset}"
+RawRecord = StreamRecord
+"""One Kafka record as stored (the engine's record type; the commands call it raw because
+they never decode it on the way)."""
 
 
 class TopicReading(Protocol):

@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bridge.engine.dead_letters import HEADER_PREFIX
-from bridge.ops.ports import Headers
+from bridge.engine.stream import Headers
 
 MAX_CELL = 80
 

@@ -9,9 +9,10 @@ from typing import Any
 from bridge.config import CompanySettings, Settings
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.engine.flow import Flow, resolve_flow
+from bridge.engine.stream import Headers
 from bridge.errors import ConfigError
 from bridge.mapping.template import Template
-from bridge.ops.ports import Headers, RawRecord
+from bridge.ops.ports import RawRecord
 from bridge.ops.snapshots import SnapshotPage, with_capture
 
 HUMAN = "22222222-2222-2222-2222-222222222222"
