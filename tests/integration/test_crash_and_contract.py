@@ -1,180 +1,155 @@
-"""A crashed bridge loses nothing and duplicates nothing; any Avro library reads the topics."""
+"""A crashed bridge loses nothing and duplicates nothing, alone or as one of three processes
+sharing the work; any Avro library reads the topics.
+
+Outcomes are judged by the systems' APIs and the F&O emulator's write counters (see
+``tests/support/scenario.py``), never by bridge code.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import io
 import os
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import avro.io
-import avro.schema
-import httpx
-from aiokafka import AIOKafkaConsumer
+import pytest
 
-from bridge.config import SCHEMAS_DIR, Settings
 from bridge.setup import run_setup
-from tests.integration.conftest import Stack, eventually, running_bridge
-from tests.integration.test_accounts_flow import create_account, customer_named
+from tests.integration.conftest import Stack, free_port, running_bridge
+from tests.support.bridge_process import bridge_processes
+from tests.support.expectations import customer_of_account
+from tests.support.kafka_probe import (
+    avro_schemas,
+    decode_change_event,
+    published_event_ids,
+    read_topic,
+)
+from tests.support.ledger import Ledger
+from tests.support.scenario import accounts_flow, judge_flow
+from tests.support.systems import read_customers, register_webhook_copy
+from tests.support.waiting import eventually, until
+from tests.support.workload import AccountWorkload
 
-ACCOUNTS = int(os.environ.get("P2C_FAULT_CHANGES", "240"))
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes ``bridge run`` use ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BRIDGE_")}
-    s = settings
-    env.update(
-        {
-            "BRIDGE_KAFKA__BOOTSTRAP_SERVERS": s.kafka.bootstrap_servers,
-            "BRIDGE_KAFKA__TOPIC_PREFIX": s.kafka.topic_prefix,
-            "BRIDGE_SALES__BASE_URL": s.sales.base_url,
-            "BRIDGE_FNO__BASE_URL": s.fno.base_url,
-            "BRIDGE_WEBHOOK__PORT": str(s.webhook.port),
-            "BRIDGE_WEBHOOK__KEY": s.webhook.key.get_secret_value(),
-            "BRIDGE_POLLER__INTERVAL_SECONDS": str(s.poller.interval_seconds),
-            "BRIDGE_FLOWS__CONSUMER_GROUP_PREFIX": s.flows.consumer_group_prefix,
-            "BRIDGE_FLOWS__BLOCKED_RETRY_SECONDS": "0.5",
-            "BRIDGE_LOG__FORMAT": "json",
-        }
-    )
-    return env
+CHANGES = int(os.environ.get("P2C_FAULT_CHANGES", "240"))
+CONVERGENCE_TIMEOUT = 60 + CHANGES / 10
+DOWN_SECONDS = 2.0
+STREAM_SECONDS = 10.0  # the workload's writes spread over this long, so the kill is mid-stream
 
 
-class BridgeProcess:
-    """``bridge run`` as a child process, stopped by its pid."""
-
-    def __init__(self, settings: Settings, log_path: Path) -> None:
-        self.settings = settings
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bridge", "run"],
-            env=settings_env(self.settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-
-    async def ready(self) -> None:
-        url = f"http://127.0.0.1:{self.settings.webhook.port}/healthz"
-
-        async def answers() -> bool:
-            assert self.process is not None and self.process.poll() is None, (
-                self.log_path.read_text()
-            )
-            try:
-                async with httpx.AsyncClient() as client:
-                    return (await client.get(url)).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(answers, timeout=60, interval=0.1)
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-@contextlib.contextmanager
-def bridge_process(settings: Settings, tmp_path: Path) -> Iterator[BridgeProcess]:
-    process = BridgeProcess(settings, tmp_path / "bridge.log")
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
+@pytest.mark.timeout(300 + CHANGES // 5)
 async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     stack: Stack, tmp_path: Path
 ) -> None:
     await run_setup(stack.settings)
-    with bridge_process(stack.settings, tmp_path) as process:
+    ledger = Ledger()
+    with bridge_processes([stack.settings], tmp_path) as (process,):
         process.start()
         await process.ready()
-        created: list[dict[str, Any]] = []
-        limit = asyncio.Semaphore(8)
-
-        async def create(index: int) -> None:
-            async with limit:
-                created.append(await create_account(stack, name=f"Crash Test {index}"))
-
-        async def create_all() -> None:
-            await asyncio.gather(*(create(i) for i in range(ACCOUNTS)))
-
-        writer = asyncio.create_task(create_all())
-        await eventually(lambda: asyncio.sleep(0, len(created) >= ACCOUNTS // 3), timeout=60)
+        started = asyncio.get_running_loop().time()
+        workload = AccountWorkload(stack.sales_user, ledger, "Crash")
+        writer = asyncio.create_task(workload.run(CHANGES, seconds=STREAM_SECONDS))
+        await until(lambda: ledger.total >= CHANGES // 3)
         process.kill()
-        killed_after = len(created)
-        await writer
-        updated = created[: ACCOUNTS // 4]
-        for account in updated:
-            await stack.sales_user.request(
-                "PATCH", f"accounts({account['accountid']})", json={"name": account["name"] + " v2"}
-            )
+        killed_at = ledger.total
+        await asyncio.sleep(DOWN_SECONDS)  # Sales users go on writing while it is down
         process.start()
         await process.ready()
+        restarted_at = ledger.total
+        await writer
+        await workload.refresh()
+        # webhooks to the dead process failed; change tracking caught up, and it cannot see
+        # the last updates of a record deleted meanwhile
+        verdict = await judge_flow(
+            f"SIGKILL at change {killed_at}, restarted at {restarted_at}",
+            accounts_flow(stack),
+            ledger,
+            stack.settings,
+            lossy_capture=True,
+            timeout=CONVERGENCE_TIMEOUT,
+            started=started,
+        )
+    verdict.check()
 
-        async def all_converged() -> bool:
-            for account in created:
-                name = account["name"] + (" v2" if account in updated else "")
-                if not await customer_named(stack, account["accountnumber"], name):
-                    return False
-            return True
 
-        await eventually(all_converged, timeout=120, interval=0.5)
-    writes = await stack.fno_writes("CustomersV3")
-    creates = {label: counts["creates"] for label, counts in writes.items()}
-    assert len(creates) == ACCOUNTS
-    assert set(creates.values()) == {1}, "no customer was created twice"
-    from tests.integration.test_faults import assert_no_drift
+@pytest.mark.xfail(strict=False, reason="multi-process safety: engine rewrite in progress")
+@pytest.mark.timeout(300 + CHANGES // 5)
+async def test_three_processes_share_the_work_and_survive_one_sigkill(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Three ``bridge run`` processes with one topic prefix and one consumer group prefix,
+    each with its own webhook receiver registered on Dataverse (so every change reaches all
+    three); one is SIGKILLed mid-stream and stays dead. The two others must take over its
+    partitions, and every customer must be right and created once.
 
-    checked = await assert_no_drift(stack)
-    print(
-        f"reconcile checked {checked}, no drift; killed after {killed_after} of {ACCOUNTS} creates; {len(updated)} updates while down; "
-        f"{len(creates)} customers, each created once"
+    On today's code it fails on the restored and re-created keys, as the single-process
+    tests do; it saw no double create and the survivors took over the dead one's work."""
+    webhook = stack.settings.webhook
+    settings = [
+        stack.settings,
+        *(
+            stack.with_settings(webhook=webhook.model_copy(update={"port": free_port()}))
+            for _ in range(2)
+        ),
+    ]
+    await run_setup(stack.settings)
+    for index, other in enumerate(settings[1:], start=2):
+        await register_webhook_copy(
+            stack.sales_user,
+            webhook.url,
+            webhook.key.get_secret_value(),
+            f"p2c-bridge-{index}",
+            url=other.webhook.url,
+        )
+    ledger = Ledger()
+    with bridge_processes(settings, tmp_path) as processes:
+        for process in processes:
+            process.start()
+        for process in processes:
+            await process.ready()
+        started = asyncio.get_running_loop().time()
+        workload = AccountWorkload(stack.sales_user, ledger, "Shared")
+        writer = asyncio.create_task(workload.run(CHANGES, seconds=STREAM_SECONDS))
+        await until(lambda: ledger.total >= CHANGES // 3)
+        processes[1].kill()
+        killed_at = ledger.total
+        await writer
+        await workload.refresh()
+        verdict = await judge_flow(
+            f"3 processes, one SIGKILLed at change {killed_at}",
+            accounts_flow(stack),
+            ledger,
+            stack.settings,
+            lossy_capture=False,
+            timeout=CONVERGENCE_TIMEOUT,
+            started=started,
+        )
+    topic = f"{stack.settings.kafka.topic_prefix}.sales.account"
+    published = await published_event_ids(stack.settings.kafka.bootstrap_servers, topic)
+    verdict.notes.append(
+        f"{published.total()} events on {topic} for {len(published)} record versions "
+        "(each process publishes what its receiver and poller see)"
     )
+    verdict.check()
 
 
 async def test_an_independent_avro_library_decodes_the_topic(stack: Stack) -> None:
+    ledger = Ledger()
     async with running_bridge(stack.settings):
-        account = await create_account(stack, name="Contract Check")
-        await eventually(lambda: customer_named(stack, account["accountnumber"], "Contract Check"))
-    schemas = [avro.schema.parse(p.read_text()) for p in sorted(SCHEMAS_DIR.glob("*.avsc"))]
-    by_fingerprint = {s.fingerprint("CRC-64-AVRO"): s for s in schemas}
-    consumer = AIOKafkaConsumer(
-        f"{stack.settings.kafka.topic_prefix}.sales.account",
-        bootstrap_servers=stack.settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    try:
-        batch = await consumer.getmany(timeout_ms=5000)
-    finally:
-        await consumer.stop()
-    record = next(r for rs in batch.values() for r in rs)
-    assert record.value[:2] == b"\xc3\x01"
-    schema = by_fingerprint[record.value[2:10]]
-    datum = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(record.value[10:])))
+        workload = AccountWorkload(stack.sales_user, ledger, "Contract Check")
+        await workload.run(1)
+        (number,) = ledger.keys
+        account = ledger.keys[number].incarnations[0].final
+        wanted = customer_of_account(account)
+
+        async def in_fno() -> bool:
+            customer = (await read_customers(stack.fno_user)).get(number)
+            return customer is not None and all(customer.get(k) == v for k, v in wanted.items())
+
+        await eventually(in_fno)
+    topic = f"{stack.settings.kafka.topic_prefix}.sales.account"
+    records = await read_topic(stack.settings.kafka.bootstrap_servers, topic)
+    assert records, f"nothing on {topic}"
+    record = records[0]
+    datum = decode_change_event(record.value, avro_schemas())
     assert datum["source"]["record_id"] == account["accountid"]
-    assert datum["after"]["accountnumber"] == account["accountnumber"]
+    assert datum["after"]["accountnumber"] == number
     assert record.key == account["accountid"].encode()
