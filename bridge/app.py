@@ -49,6 +49,7 @@ from bridge.sources.current import SourceRecords
 from bridge.sources.dataverse_reader import DataverseReader
 from bridge.sources.delta_poller import DeltaPoller
 from bridge.sources.fno_reader import FnoReader
+from bridge.sources.fno_snapshot_poller import SnapshotDiffPoller
 from bridge.sources.receiver import WebhookReceiver
 
 log = structlog.get_logger(__name__)
@@ -171,10 +172,15 @@ async def run_bridge(
             )
         async with asyncio.TaskGroup() as tasks:
             if role in ("ingest", "all") and (
-                settings.poller.enabled or settings.leader.register_on_start
+                settings.poller.enabled
+                or settings.fno_poller.enabled
+                or settings.leader.register_on_start
             ):
                 entities = captured_entities(flows)
-                work = partial(lead_deployment, settings, entities, (sales, fno), reader, publisher)
+                readers = (reader, fno_reader)
+                work = partial(
+                    lead_deployment, settings, entities, (sales, fno), readers, publisher
+                )
                 tasks.create_task(run_for_leader(settings, work))
             if role in ("apply", "all"):
                 metadata = DataverseMetadata(sales)
@@ -219,19 +225,29 @@ async def lead_deployment(
     settings: Settings,
     entities: list[SourceEntity],
     clients: tuple[ApiClient, ApiClient],
-    reader: DataverseReader,
+    readers: tuple[DataverseReader, FnoReader],
     publisher: EventPublisher,
 ) -> None:
     """What one process per deployment does: register the push notifications (when told
-    to) and poll Dataverse change tracking, with the delta links it keeps."""
+    to), poll Dataverse change tracking and, where enabled, diff F&O snapshots, with the
+    delta links and hashes they keep."""
     if settings.leader.register_on_start:
         await register_push(settings, entities, *clients)
-    if not settings.poller.enabled:
-        return
+    sales, fno = readers
     async with StateStore(settings.kafka) as state, asyncio.TaskGroup() as tasks:
-        for entity in (e for e in entities if e.system is System.SALES):
-            poller = DeltaPoller(settings.poller, entity, reader, publisher, state)
-            tasks.create_task(supervise(f"poller:{entity.name}", poller.run))
+        for entity in entities:
+            poller: DeltaPoller | SnapshotDiffPoller
+            if entity.system is System.SALES and settings.poller.enabled:
+                poller = DeltaPoller(settings.poller, entity, sales, publisher, state)
+            elif entity.system is System.FNO and settings.fno_poller.enabled:
+                poller = SnapshotDiffPoller(
+                    settings.fno_poller, entity, fno, publisher, state, settings.companies
+                )
+            else:
+                continue
+            tasks.create_task(
+                supervise(f"poller:{entity.system.lower()}.{entity.name}", poller.run)
+            )
 
 
 async def start_bridge(settings: Settings, *, role: Role = "all") -> asyncio.Task[None]:

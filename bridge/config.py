@@ -100,6 +100,15 @@ class PollerSettings(_Section):
     page_size: int = Field(default=500, ge=1, le=5000)
 
 
+class FnoPollerSettings(_Section):
+    """The snapshot-diff poller over F&O OData: the catch-up path for an environment
+    without Power Platform integration (no data events, no virtual tables)."""
+
+    enabled: bool = False
+    interval_seconds: float = Field(default=300.0, gt=0)
+    page_size: int = Field(default=1000, ge=1, le=10_000)
+
+
 class LeaderSettings(_Section):
     """The election of the one process per deployment that runs the change-tracking
     pollers (and, with ``register_on_start``, the webhook registrations)."""
@@ -180,6 +189,7 @@ class Settings(BaseSettings):
     fno: FnoSettings = FnoSettings()
     webhook: WebhookSettings = WebhookSettings()
     poller: PollerSettings = PollerSettings()
+    fno_poller: FnoPollerSettings = FnoPollerSettings()
     leader: LeaderSettings = LeaderSettings()
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()

@@ -53,6 +53,10 @@ class StateStore:
         """The stored value, or ``None``."""
         return self._values.get(key)
 
+    def items(self, prefix: str) -> list[tuple[str, Any]]:
+        """Every stored key starting with ``prefix``, with its value."""
+        return [(k, v) for k, v in self._values.items() if k.startswith(prefix)]
+
     async def put(self, key: str, value: Any) -> None:
         """Store ``value`` (JSON-serialisable) durably; ``None`` deletes the key."""
         payload = None if value is None else json.dumps(value, sort_keys=True).encode()
