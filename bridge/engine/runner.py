@@ -10,9 +10,11 @@ Delivery contract, enforced here and nowhere else:
 - **Newest wins.** A versioned event older than (or, unless forced, equal to) the applied
   version is skipped. An event waiting in the retry topic is *superseded* by a newer one:
   the newer event is applied as soon as it can be, and the waiting copy is skipped as stale
-  when it comes due. An event without a version (an F&O snapshot, a polled delete) is
-  confirmed against the source first: a snapshot applies the record as the source holds it
-  now, a delete applies only if the record is still gone.
+  when it comes due. An event without a version (an F&O snapshot, a polled delete), and
+  the first change of a record the flow applies, are confirmed against the source first:
+  the record is applied as the source holds it now, a delete only if the record is still
+  gone, and a record deleted meanwhile not at all (so a deleted record whose business key a
+  new record took over cannot overwrite it from a slower partition).
 - **Once per offset.** Each record settles once — applied, skipped, dead-lettered, or copied
   to the retry topic — and the settled offset is stored with the record's version, so a
   rewind, a redelivery or a new owner after a rebalance never repeats a dead letter, a retry
@@ -260,12 +262,14 @@ class FlowEngine:
     async def _apply(
         self, record: StreamRecord, event: ChangeEvent, state: RecordState | None
     ) -> RecordState | None:
-        if event.source.record_version is None:
+        forced = is_forced(record.headers)
+        reason = staleness(event, state, forced=forced) or self._processor.skip_reason(event)
+        if reason is None and _needs_confirmation(event, state):
             confirmed = await self._confirmed(event)
             if confirmed is None:
                 return None
             event = confirmed
-        reason = staleness(event, state, forced=is_forced(record.headers))
+            reason = staleness(event, state, forced=forced)
         if reason is not None:
             self._log_skip(event, reason)
             return None
@@ -277,9 +281,9 @@ class FlowEngine:
         return (state or RecordState()).after_applying(event)
 
     async def _confirmed(self, event: ChangeEvent) -> ChangeEvent | None:
-        """An unversioned event checked against the source: the record as it is now for a
-        snapshot or change, the delete itself if the record is still gone; ``None`` (and a
-        log line) when the source contradicts the event."""
+        """An event checked against the source: the record as it is now for a snapshot or
+        change, the delete itself if the record is still gone; ``None`` (and a log line)
+        when the source contradicts the event."""
         current = await self._source.current(event)
         if event.operation is Operation.DELETE:
             if current is None:
@@ -389,6 +393,18 @@ class FlowEngine:
             partitions=_names(partitions),
             entries_loaded=loaded,
         )
+
+
+def _needs_confirmation(event: ChangeEvent, state: RecordState | None) -> bool:
+    """Whether an event must be checked against its source before it is applied: when it
+    has no version to order it by, and when it is the first change of a record this flow
+    applies. The latter keeps a record that was deleted before its creation was applied
+    from landing in the target after another record took over its business key (a new
+    account with the number of a deleted one, whose events travel in another partition)."""
+    if event.source.record_version is None:
+        return True
+    never_applied = state is None or state.version is None
+    return never_applied and event.operation is not Operation.DELETE
 
 
 def _chains(batch: Mapping[Partition, Sequence[StreamRecord]]) -> list[list[StreamRecord]]:

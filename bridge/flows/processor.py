@@ -211,7 +211,9 @@ def snapshot_event(
         company=record.get("dataAreaId") or (header.source.company if header else None),
         record_version=int(version) if isinstance(version, int) else None,
         change_time=header.source.change_time if header else now_millis(),
-        changed_by=None,
+        # who changed the record last, where the system says (a Dataverse record read
+        # back); a record the bridge wrote last is then recognised as its own echo
+        changed_by=record.get("_modifiedby_value"),
         capture=capture,
     )
     correlation = header.correlation_id if header else None

@@ -70,7 +70,6 @@ async def test_sigkill_mid_stream_loses_nothing_and_duplicates_nothing(
     verdict.check()
 
 
-@pytest.mark.xfail(strict=False, reason="multi-process safety: engine rewrite in progress")
 @pytest.mark.timeout(300 + CHANGES // 5)
 async def test_three_processes_share_the_work_and_survive_one_sigkill(
     stack: Stack, tmp_path: Path
@@ -78,10 +77,8 @@ async def test_three_processes_share_the_work_and_survive_one_sigkill(
     """Three ``bridge run`` processes with one topic prefix and one consumer group prefix,
     each with its own webhook receiver registered on Dataverse (so every change reaches all
     three); one is SIGKILLed mid-stream and stays dead. The two others must take over its
-    partitions, and every customer must be right and created once.
-
-    On today's code it fails on the restored and re-created keys, as the single-process
-    tests do; it saw no double create and the survivors took over the dead one's work."""
+    partitions (and the pollers, if it led), and every customer must be right and created
+    once."""
     webhook = stack.settings.webhook
     settings = [
         stack.settings,

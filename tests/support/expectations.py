@@ -94,7 +94,8 @@ def expected_state(
     """What the target must hold for ``history``.
 
     A live key: the target of its live record as the source holds it now. A deleted key:
-    absent if deletes are applied; otherwise the target of its last state. With
+    absent if deletes are applied; otherwise the target of its last state, or absent if it
+    was deleted before the bridge applied its creation. With
     ``lossy_capture`` (webhooks could not be delivered, so change tracking caught up, and it
     cannot see the updates of a record deleted meanwhile, nor a record created and deleted
     meanwhile) a deleted key may hold any state it had, or be absent.
@@ -104,8 +105,11 @@ def expected_state(
     if apply_deletes:
         return Expected(history.key, history.kind, ())
     if not lossy_capture:
+        # the engine confirms a record's first change against the source, so a record
+        # deleted before its creation was applied is never created (docs/architecture.md,
+        # "Business keys that move between records"): absent, or its last state
         last = history.incarnations[-1].final
-        return Expected(history.key, history.kind, (target_of(last),))
+        return Expected(history.key, history.kind, (target_of(last),), may_be_absent=True)
     states = [target_of(s) for inc in history.incarnations for s in inc.states]
     return Expected(history.key, history.kind, tuple(states), may_be_absent=True)
 
@@ -131,11 +135,11 @@ def expected_creates(history: KeyHistory, *, apply_deletes: bool, lossy_capture:
 
     Without applied deletes the target is never removed, so every incarnation after the
     first finds it and updates it: exactly one create. With applied deletes each
-    incarnation may need its own create. A key that never lived while capture was lossy
-    may never have been seen at all.
+    incarnation may need its own create. A key that no longer lives may never have been
+    created (deleted before its creation was applied, or unseen while capture was lossy).
     """
     most = len(history.incarnations) if apply_deletes else 1
-    least = 0 if lossy_capture and history.live is None else 1
+    least = 0 if history.live is None else 1
     return set(range(least, most + 1))
 
 
