@@ -1,14 +1,17 @@
-"""What the installed product offers besides its commands: its schemas.
+"""What the installed product offers besides its commands: its schemas and its version.
 
 The wheel itself is exercised by tests/integration/test_wheel.py; here, the checkout.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from bridge.cli import app
 from bridge.config import Settings
 from bridge.contract.schemas import shipped_schemas_dir
 
@@ -26,3 +29,9 @@ def test_schemas_dir_setting_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert Settings().schemas_dir == shipped_schemas_dir()
     monkeypatch.setenv("BRIDGE_SCHEMAS_DIR", str(tmp_path))
     assert Settings().schemas_dir == tmp_path
+
+
+def test_version_is_the_installed_distributions() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output == f"bridge {version('bridge')}\n"
