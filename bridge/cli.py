@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Coroutine
@@ -22,6 +23,24 @@ from bridge.errors import BridgeError, ConfigError
 from bridge.logs import configure_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _print_version(requested: bool) -> None:
+    if requested:
+        typer.echo(f"bridge {importlib.metadata.version('bridge')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit"
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def _settings() -> Settings:

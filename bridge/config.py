@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bridge.contract.schemas import shipped_schemas_dir
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -171,7 +173,7 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
-SCHEMAS_DIR = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS_DIR = shipped_schemas_dir()
 
 
 class Settings(BaseSettings):
