@@ -26,12 +26,21 @@ from bridge.config import Settings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
+from bridge.dataverse.delta_poller import DeltaPoller
+from bridge.dataverse.metadata import DataverseMetadata
+from bridge.dataverse.reader import DataverseReader
+from bridge.dataverse.sink import DataverseSink
+from bridge.dataverse.source import DataverseSource
 from bridge.engine.flow import Flow, all_templates, captured_entities, enabled_flows
 from bridge.engine.runner import FlowEngine
 from bridge.engine.versions import VersionTable
 from bridge.errors import ConfigError, FlowBlocked, TransientError
 from bridge.flows.lookups import LookupResolver
 from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identities
+from bridge.fno.reader import FnoReader
+from bridge.fno.sink import FnoSink
+from bridge.fno.snapshot_poller import SnapshotDiffPoller
+from bridge.fno.source import FnoSource
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.leadership import LeaderElection
@@ -40,16 +49,9 @@ from bridge.kafka.state import StateStore
 from bridge.kafka.stream import KafkaRecordStream, KafkaVersionLog
 from bridge.kafka.topics import ensure_topics
 from bridge.mapping.template import Template
-from bridge.metadata import DataverseMetadata
 from bridge.setup import register_push
 from bridge.sinks.base import Sink
-from bridge.sinks.dataverse import DataverseSink
-from bridge.sinks.fno import FnoSink
-from bridge.sources.current import SourceRecords
-from bridge.sources.dataverse_reader import DataverseReader
-from bridge.sources.delta_poller import DeltaPoller
-from bridge.sources.fno_reader import FnoReader
-from bridge.sources.fno_snapshot_poller import SnapshotDiffPoller
+from bridge.sources.base import Sources
 from bridge.sources.receiver import WebhookReceiver
 
 log = structlog.get_logger(__name__)
@@ -105,7 +107,7 @@ class Runtime:
     codec: EventCodec
     publisher: EventPublisher
     processors: dict[str, FlowProcessor]
-    source: SourceRecords
+    sources: Sources
 
     async def run_flow(self, flow: Flow) -> None:
         """Run one flow's engine until cancelled, with fresh Kafka clients."""
@@ -117,7 +119,7 @@ class Runtime:
                 codec=self.codec,
                 sender=self.publisher,
                 versions=VersionTable(version_log),
-                source=self.source,
+                source=self.sources,
                 settings=self.settings.flows,
                 topic_prefix=kafka.topic_prefix,
             )
@@ -184,20 +186,21 @@ async def run_bridge(
                 tasks.create_task(run_for_leader(settings, work))
             if role in ("apply", "all"):
                 metadata = DataverseMetadata(sales)
+                sources = Sources(
+                    {System.SALES: DataverseSource(reader), System.FNO: FnoSource(fno_reader)}
+                )
                 context = FlowContext(
                     identities=await resolve_identities(reader, fno),
                     companies=settings.companies,
                     resolver=LookupResolver(sales, metadata),
-                    readers={System.SALES: reader, System.FNO: fno_reader},
+                    sources=sources,
                 )
                 sinks: dict[System, Sink] = {
                     System.FNO: FnoSink(fno),
                     System.SALES: DataverseSink(sales, metadata),
                 }
                 processors = build_processors(all_templates(settings), sinks, context)
-                runtime = Runtime(
-                    settings, codec, publisher, processors, SourceRecords(reader, fno_reader)
-                )
+                runtime = Runtime(settings, codec, publisher, processors, sources)
                 for flow in flows:
                     tasks.create_task(
                         supervise(f"flow:{flow.name}", lambda f=flow: runtime.run_flow(f))  # type: ignore[misc]

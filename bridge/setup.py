@@ -5,11 +5,12 @@ from __future__ import annotations
 from bridge.config import Settings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import System
+from bridge.dataverse.registration import register_dataverse_webhooks
 from bridge.engine.flow import captured_entities, enabled_flows
+from bridge.fno.registration import register_fno_business_events
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.topics import ensure_topics
-from bridge.sources.registration import register_dataverse_webhooks, register_fno_business_events
 
 
 async def run_setup(settings: Settings) -> None:

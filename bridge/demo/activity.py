@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.demo.actors import OrderProcessor, Salesperson
-from bridge.sinks.fno import same_value
+from bridge.fno.sink import same_value
 
 Check = Callable[[], Awaitable[bool]]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from bridge.errors import NotFound
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.client import ApiClient
 from bridge.http.odata import entity_id_from_header, key_path
-from bridge.sinks.fno import CROSS_COMPANY
 
 ACTIVE = 647390000
 ACTIVE_QUOTE = 1

@@ -44,7 +44,7 @@ import structlog
 from bridge.config import FlowSettings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
-from bridge.contract.envelope import ChangeEvent, Operation
+from bridge.contract.envelope import Capture, ChangeEvent, Operation
 from bridge.engine.dead_letters import DeadLetters
 from bridge.engine.flow import Flow
 from bridge.engine.retries import RetryScheduler, attempts_of, seconds_until_due
@@ -59,7 +59,7 @@ from bridge.errors import (
     TransientError,
     UndecodableMessage,
 )
-from bridge.flows.processor import FlowProcessor, snapshot_event
+from bridge.flows.processor import FlowProcessor
 
 log = structlog.get_logger(__name__)
 
@@ -76,11 +76,21 @@ def is_forced(headers: Any) -> bool:
 
 
 class SourceLookup(Protocol):
-    """Reads a record as its source system holds it now."""
+    """The source systems as the engine needs them (:class:`bridge.sources.base.Sources`)."""
 
     async def current(self, event: ChangeEvent) -> ChangeEvent | None:
         """The record ``event`` is about, as a snapshot event of its current state (with its
         version when the source has one), or ``None`` when it does not exist."""
+        ...
+
+    def snapshot(
+        self,
+        entity: SourceEntity,
+        record: Mapping[str, Any],
+        header: ChangeEvent | None = None,
+        capture: Capture = Capture.RECONCILE,
+    ) -> ChangeEvent:
+        """A record read from its system as a snapshot event."""
         ...
 
 
@@ -316,7 +326,7 @@ class FlowEngine:
         if resync is None or not exc.winner:
             return
         entity = source_entity(resync.system, resync.entity)
-        event = snapshot_event(entity, exc.winner)
+        event = self._source.snapshot(entity, exc.winner)
         await self._publish(
             entity, event, (FORCE_HEADER, b"1"), (RESYNC_HEADER, self.flow.name.encode())
         )

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bridge.dataverse.metadata import DataverseMetadata
 from bridge.errors import DependencyMissing, NotFound
 from bridge.http.client import ApiClient
 from bridge.mapping.template import Lookup
-from bridge.metadata import DataverseMetadata
 
 
 class LookupResolver:

@@ -17,29 +17,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
 
 import structlog
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
-from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System, now_millis
+from bridge.contract.envelope import ChangeEvent, Operation, System
 from bridge.flows.lookups import LookupResolver
 from bridge.mapping.engine import MappingContext, map_event
 from bridge.mapping.template import Template
 from bridge.sinks.base import ApplyOutcome, Sink
+from bridge.sources.base import Sources
 
 log = structlog.get_logger(__name__)
-
-
-class ChildReader(Protocol):
-    """Reads the current line records of a header from the source system."""
-
-    async def children(
-        self, entity: SourceEntity, match: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Every record of ``entity`` whose fields equal ``match``."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +73,8 @@ class FlowContext:
 
     identities: Identities
     companies: CompanySettings
+    sources: Sources
     resolver: LookupResolver | None = None
-    readers: Mapping[System, ChildReader] = field(default_factory=dict)
 
 
 class FlowProcessor:
@@ -113,11 +103,7 @@ class FlowProcessor:
 
     def company(self, event: ChangeEvent) -> str | None:
         """The F&O company of an event, or ``None`` when its company is not mapped."""
-        companies = self._context.companies
-        if event.source.system is System.FNO:
-            company = event.source.company or event.image.get("dataAreaId")
-            return str(company) if companies.is_mapped(company) else None
-        return companies.for_business_unit(event.image.get("_owningbusinessunit_value"))
+        return self._context.sources.company(event, self._context.companies)
 
     async def process(self, event: ChangeEvent, known_key: str | None = None) -> Processed:
         """Apply ``event``; raises the error tree's errors for the engine to handle.
@@ -127,7 +113,9 @@ class FlowProcessor:
         company = self.company(event)
         if reason is None and company is None:
             reason = (
-                f"company {event.source.company or event.image.get('dataAreaId')} is not mapped"
+                f"company {event.source.company} is not mapped"
+                if event.source.company
+                else "its business unit is not mapped to a company"
             )
         if reason is not None:
             self._log(event, skipped=reason)
@@ -158,14 +146,14 @@ class FlowProcessor:
 
     async def _cascade(self, header: ChangeEvent) -> Cascade:
         """The current lines of a header, as snapshots for their line flows."""
-        reader = self._context.readers.get(header.source.system)
-        if reader is None or header.operation is Operation.DELETE:
+        if header.operation is Operation.DELETE:
             return ()
+        sources = self._context.sources
         cascade: list[tuple[SourceEntity, ChangeEvent]] = []
         for child in self._children:
             wanted = {name: header.image.get(source) for name, source in child.match.items()}
-            for record in await reader.children(child.entity, wanted):
-                cascade.append((child.entity, snapshot_event(child.entity, record, header)))
+            for record in await sources.children(child.entity, wanted):
+                cascade.append((child.entity, sources.snapshot(child.entity, record, header)))
         return tuple(cascade)
 
     def _log(
@@ -192,31 +180,3 @@ class FlowProcessor:
                 target_key=";".join(keys or []),
                 outcome=",".join(outcomes or []),
             )
-
-
-def snapshot_event(
-    entity: SourceEntity,
-    record: Mapping[str, Any],
-    header: ChangeEvent | None = None,
-    capture: Capture = Capture.RECONCILE,
-) -> ChangeEvent:
-    """A record read from its system as a snapshot event (a line read with its header, or
-    the winning side of a conflict), in the header's correlation when there is one."""
-    version = record.get("versionnumber")
-    source = Source(
-        system=entity.system,
-        entity=entity.entity,
-        record_id=entity.record_id(record),
-        business_key=entity.business_key_of(record),
-        company=record.get("dataAreaId") or (header.source.company if header else None),
-        record_version=int(version) if isinstance(version, int) else None,
-        change_time=header.source.change_time if header else now_millis(),
-        # who changed the record last, where the system says (a Dataverse record read
-        # back); a record the bridge wrote last is then recognised as its own echo
-        changed_by=record.get("_modifiedby_value"),
-        capture=capture,
-    )
-    correlation = header.correlation_id if header else None
-    return ChangeEvent.create(
-        source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
-    )

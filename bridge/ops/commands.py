@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from bridge.config import Settings
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import System
+from bridge.dataverse.metadata import DataverseMetadata
 from bridge.engine.flow import Flow, enabled_flows, resolve_flow
 from bridge.errors import ConfigError, UndecodableMessage
 from bridge.flows.lookups import LookupResolver
@@ -27,7 +28,6 @@ from bridge.kafka.publisher import EventPublisher
 from bridge.kafka.state import StateStore
 from bridge.kafka.stream import KafkaVersionLog
 from bridge.kafka.topics import ensure_topics
-from bridge.metadata import DataverseMetadata
 from bridge.ops.backfill import Backfill, BackfillProgress, BackfillResult, backfill
 from bridge.ops.dead_letters import (
     DeadLetter,

@@ -4,7 +4,7 @@ Pure: no I/O, no clock, no logger; :mod:`bridge.ops.reconcile` is the shell arou
 
 - *missing*: a source record maps to a target key the target does not have;
 - *different*: the target record exists but a mapped field differs, compared exactly as the
-  sink compares before it writes (:func:`bridge.sinks.fno.changed_fields`), without the
+  sink compares before it writes (:func:`bridge.fno.sink.changed_fields`), without the
   fields the template writes only on create, and only where the record passes the write's
   guard (a record that fails it is one the flow deliberately no longer updates);
 - *extra*: a target record the flow owns whose key no source record maps to. The flow owns
@@ -28,7 +28,10 @@ from typing import Any
 
 from bridge.config import CompanySettings
 from bridge.contract.envelope import ChangeEvent, System
+from bridge.dataverse.source import event_company as dataverse_company
 from bridge.errors import MappingError
+from bridge.fno.sink import changed_fields, same_value
+from bridge.fno.source import event_company as fno_company
 from bridge.mapping.engine import (
     MappingContext,
     TargetWrite,
@@ -37,7 +40,6 @@ from bridge.mapping.engine import (
     map_event,
 )
 from bridge.mapping.template import Template
-from bridge.sinks.fno import changed_fields, same_value
 
 TargetKey = tuple[str, ...]
 
@@ -152,9 +154,8 @@ def event_company(event: ChangeEvent, companies: CompanySettings) -> str | None:
     """The target company of a source record, as the flow processor determines it: an F&O
     record's own company when it is mapped, a Sales record's by its owning business unit."""
     if event.source.system is System.FNO:
-        company = event.source.company or event.image.get("dataAreaId")
-        return str(company) if companies.is_mapped(company) else None
-    return companies.for_business_unit(event.image.get("_owningbusinessunit_value"))
+        return fno_company(event, companies)
+    return dataverse_company(event, companies)
 
 
 def expect(template: Template, records: Iterable[SourceRecord]) -> ExpectedTargets:

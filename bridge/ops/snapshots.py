@@ -18,13 +18,13 @@ from typing import Any, Protocol
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System, now_millis
+from bridge.dataverse.delta_poller import record_event
+from bridge.dataverse.records import normalize_web_api_record
 from bridge.errors import ConfigError
+from bridge.fno.reader import normalize_fno_record
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
-from bridge.sinks.fno import CROSS_COMPANY
-from bridge.sources.dataverse_records import normalize_web_api_record
-from bridge.sources.delta_poller import record_event
-from bridge.sources.fno_reader import normalize_fno_record
 
 COUNT_LIMIT_EXCEEDED = "@Microsoft.Dynamics.CRM.totalrecordcountlimitexceeded"
 

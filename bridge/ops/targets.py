@@ -8,10 +8,10 @@ from typing import Any, Protocol
 from bridge.config import CompanySettings
 from bridge.contract.envelope import System
 from bridge.errors import ConfigError
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.client import ApiClient
 from bridge.mapping.template import Template
 from bridge.ops.snapshots import company_filter
-from bridge.sinks.fno import CROSS_COMPANY
 
 
 class TargetRecords(Protocol):

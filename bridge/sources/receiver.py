@@ -31,23 +31,23 @@ import structlog
 from aiohttp import web
 
 from bridge.config import WebhookSettings
-from bridge.errors import FlowBlocked, InvalidNotification, NotCaptured, TransientError
-from bridge.kafka.publisher import Publisher
-from bridge.sources.dataverse_reader import DataverseReader
-from bridge.sources.dataverse_webhook import (
+from bridge.dataverse.reader import DataverseReader
+from bridge.dataverse.webhook import (
     needs_fresh_read,
     notification_entity,
     notification_to_event,
     operation_of,
     parse_notification,
 )
-from bridge.sources.fno_events import (
+from bridge.errors import FlowBlocked, InvalidNotification, NotCaptured, TransientError
+from bridge.fno.business_events import (
     business_event_to_change,
     event_entity,
     event_key,
     parse_business_event,
 )
-from bridge.sources.fno_reader import FnoReader
+from bridge.fno.reader import FnoReader
+from bridge.kafka.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 

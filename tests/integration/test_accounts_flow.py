@@ -11,8 +11,8 @@ from bridge.config import PollerSettings, Settings, WebhookSettings
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation
 from bridge.errors import NotFound
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.odata import key_path
-from bridge.sinks.fno import CROSS_COMPANY
 from tests.integration.conftest import Stack, eventually, running_bridge
 
 

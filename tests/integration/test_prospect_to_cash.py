@@ -14,10 +14,10 @@ from typing import Any
 
 from bridge.config import FlowSettings
 from bridge.demo.actors import OrderProcessor, Salesperson
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.odata import key_path
 from bridge.mapping.loader import load_templates
 from bridge.ops.commands import list_dead_letters
-from bridge.sinks.fno import CROSS_COMPANY
 from tests.integration.conftest import Stack, eventually, running_bridge
 
 CONFIRMED, INVOICED = 647390001, 647390003

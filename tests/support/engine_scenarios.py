@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bridge.contract.catalog import SourceEntity
-from bridge.contract.envelope import Operation, System
+from bridge.contract.envelope import Operation
 from bridge.engine.runner import CASCADE_HEADER, FORCE_HEADER
 from tests.support.engine_world import (
     ACCOUNT,
@@ -260,9 +260,9 @@ CASCADING = {
 
 def cascading_world(bus: Bus) -> tuple[World, FrozenLines]:
     """A world whose customers flow cascades to its contact persons."""
-    reader = FrozenLines(SalesSource())
-    world = World(bus, templates=CASCADING, readers={System.SALES: reader})
-    reader._source = world.source
+    world = World(bus, templates=CASCADING)
+    reader = FrozenLines(world.source)
+    world.source.line_reader = reader
     return world, reader
 
 

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -22,6 +22,7 @@ from bridge.config import CompanySettings, FlowSettings, KafkaSettings, Settings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.dataverse.source import event_company as dataverse_company
 from bridge.engine.dead_letters import dead_letter_context
 from bridge.engine.flow import Flow, build_flow
 from bridge.engine.memory import MemoryConsumer, MemoryLog, MemorySender, MemoryVersionLog
@@ -41,6 +42,7 @@ from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identi
 from bridge.mapping.template import Template
 from bridge.mapping.writes import TargetWrite, WriteKind
 from bridge.sinks.base import ApplyOutcome
+from bridge.sources.base import Sources
 
 BRIDGE_USER = "b0000000-0000-0000-0000-00000000b0b0"
 HUMAN = "a0000000-0000-0000-0000-00000000a0a0"
@@ -178,6 +180,42 @@ class SalesSource:
         return self._event(
             known.entity, known.record_id, Operation.SNAPSHOT, dict(known.image), known.version
         )
+
+    # the rest of the SourceSystem protocol
+
+    line_reader: Any = None
+    """Answers :meth:`children` instead of the live records when set (a stale read)."""
+
+    def snapshot(
+        self,
+        entity: SourceEntity,
+        record: Mapping[str, Any],
+        header: ChangeEvent | None = None,
+        capture: Capture = Capture.RECONCILE,
+    ) -> ChangeEvent:
+        """A record as Dataverse returns it (``versionnumber`` included) as a snapshot."""
+        version = record.get("versionnumber")
+        event = self._event(
+            entity, entity.record_id(record), Operation.SNAPSHOT, dict(record), version
+        )
+        return replace(event, correlation_id=header.correlation_id) if header else event
+
+    def company(self, event: ChangeEvent, companies: CompanySettings) -> str | None:
+        """The company of the record's business unit, as for Dataverse."""
+        return dataverse_company(event, companies)
+
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Live records of ``entity`` whose fields equal ``match``."""
+        if self.line_reader is not None:
+            lines: list[dict[str, Any]] = await self.line_reader.children(entity, match)
+            return lines
+        return [
+            dict(r.image, versionnumber=r.version)
+            for r in self.records.values()
+            if r.entity is entity and all(r.image.get(k) == v for k, v in match.items())
+        ]
 
 
 # --- the target -----------------------------------------------------------------------
@@ -375,7 +413,6 @@ class World:
         *,
         templates: Mapping[str, Template] = TEMPLATES,
         settings: FlowSettings = ENGINE_SETTINGS,
-        readers: Mapping[System, Any] | None = None,
     ) -> None:
         self.bus = bus
         self.source = SalesSource()
@@ -387,10 +424,11 @@ class World:
         )
         self.templates = dict(templates)
         self.flows = [build_flow(self.settings, t) for t in self.templates.values()]
+        self.sources = Sources({System.SALES: self.source})
         context = FlowContext(
             identities=Identities({System.SALES: frozenset({BRIDGE_USER})}),
             companies=self.settings.companies,
-            readers=dict(readers or {}),
+            sources=self.sources,
         )
         self.processors = {
             t.name: FlowProcessor(
@@ -447,7 +485,7 @@ class World:
             codec=CODEC,
             sender=self.bus.sender,
             versions=VersionTable(version_log),
-            source=self.source,
+            source=self.sources,
             settings=self.settings.flows,
             topic_prefix=self.settings.kafka.topic_prefix,
         )

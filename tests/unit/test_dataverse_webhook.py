@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 
 from bridge.contract.envelope import Capture, Operation, System
-from bridge.errors import InvalidNotification, NotCaptured
-from bridge.sources.dataverse_webhook import (
+from bridge.dataverse.webhook import (
     needs_fresh_read,
     notification_entity,
     notification_to_event,
     parse_notification,
 )
+from bridge.errors import InvalidNotification, NotCaptured
 from tests.unit.notifications import ACCOUNT_ID, USER_ID, account_image, notification
 
 

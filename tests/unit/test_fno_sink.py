@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from bridge.config import FnoSettings
+from bridge.fno.sink import FnoSink, changed_fields, same_value
 from bridge.http.client import ApiClient
 from bridge.http.odata import key_path, odata_literal
 from bridge.http.retry import RetryPolicy
 from bridge.mapping.engine import TargetWrite, WriteKind
 from bridge.sinks.base import ApplyOutcome
-from bridge.sinks.fno import FnoSink, changed_fields, same_value
 
 KEY = {"dataAreaId": "usmf", "CustomerAccount": "A-1"}
 PATH = "/data/CustomersV3(dataAreaId='usmf',CustomerAccount='A-1')"

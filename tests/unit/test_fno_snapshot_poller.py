@@ -13,10 +13,10 @@ from bridge.config import CompanySettings, FnoPollerSettings, FnoSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Operation, System
 from bridge.emulators import Emulators, EmulatorSettings
+from bridge.fno.reader import FnoReader
+from bridge.fno.snapshot_poller import SnapshotDiffPoller
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
-from bridge.sources.fno_reader import FnoReader
-from bridge.sources.fno_snapshot_poller import SnapshotDiffPoller
 from tests.unit.fakes import MemoryPublisher
 
 PRODUCT = source_entity(System.FNO, "product")

@@ -9,10 +9,15 @@ from datetime import UTC, datetime
 from bridge.config import CompanySettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.dataverse.source import DataverseSource
 from bridge.flows.processor import FlowContext, FlowProcessor, Identities
+from bridge.fno.source import FnoSource
 from bridge.mapping.loader import load_templates
+from bridge.sources.base import Sources
 from tests.unit.fakes import RecordingSink
 
+# the processor asks the sources only for a record's company, which reads nothing
+SOURCES = Sources({System.SALES: DataverseSource(None), System.FNO: FnoSource(None)})  # type: ignore[arg-type]
 BRIDGE_USER = "11111111-1111-1111-1111-111111111111"
 HUMAN = "22222222-2222-2222-2222-222222222222"
 
@@ -33,6 +38,7 @@ def event(version: int, *, by: str = HUMAN, operation: Operation = Operation.UPD
 def processor(companies: CompanySettings | None = None) -> tuple[FlowProcessor, RecordingSink]:
     sink = RecordingSink()
     context = FlowContext(
+        sources=SOURCES,
         identities=Identities({System.SALES: frozenset({BRIDGE_USER})}),
         companies=companies or CompanySettings(),
     )
@@ -72,7 +78,7 @@ async def test_filtered_events_are_reported_skipped() -> None:
 
 async def test_fno_records_of_an_unmapped_company_are_skipped() -> None:
     sink = RecordingSink()
-    context = FlowContext(identities=Identities(), companies=CompanySettings())
+    context = FlowContext(identities=Identities(), companies=CompanySettings(), sources=SOURCES)
     template = load_templates()["products"]
     proc = FlowProcessor(template, sink, source_entity(System.FNO, "product"), context)
     source = Source(
@@ -94,7 +100,7 @@ async def test_a_polled_delete_is_addressed_by_the_key_applied_before() -> None:
     template = load_templates()["accounts"].override({"apply_deletes": True})
     sink = RecordingSink()
     first = event(5)
-    context = FlowContext(identities=Identities(), companies=CompanySettings())
+    context = FlowContext(identities=Identities(), companies=CompanySettings(), sources=SOURCES)
     proc = FlowProcessor(template, sink, source_entity(System.SALES, "account"), context)
     polled_delete = ChangeEvent.create(first.source, Operation.DELETE)
     await proc.process(polled_delete, known_key="A-1")

@@ -13,9 +13,9 @@ from bridge.config import FnoSettings, WebhookSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import System
 from bridge.errors import ConfigError
+from bridge.fno.registration import register_fno_business_events
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
-from bridge.sources.registration import register_fno_business_events
 
 WEBHOOK = WebhookSettings(key=SecretStr("the-key"), public_url="https://bridge.example")
 PRODUCTS = [source_entity(System.FNO, "product")]

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from bridge.config import PollerSettings, WebhookSettings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.envelope import Operation, System
-from bridge.sources.dataverse_reader import DeltaPage
-from bridge.sources.delta_poller import DeltaPoller
+from bridge.dataverse.delta_poller import DeltaPoller
+from bridge.dataverse.reader import DeltaPage
 from bridge.sources.receiver import DATAVERSE_PATH, FNO_PATH, WebhookReceiver
 from tests.unit.fakes import MemoryPublisher, StaticReader
 from tests.unit.notifications import ACCOUNT_ID, account_image, notification

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.contract.catalog import SourceEntity
+from bridge.dataverse.records import normalize_web_api_record
 from bridge.errors import NotFound, TargetRejected
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
-from bridge.sources.dataverse_records import normalize_web_api_record
 
 EXPIRED_VERSION_STAMP = "0x80044352"
 

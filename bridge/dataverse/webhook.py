@@ -16,12 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.contract.catalog import SourceEntity, find_source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
-from bridge.errors import InvalidNotification, NotCaptured
-from bridge.sources.dataverse_records import (
+from bridge.dataverse.records import (
     normalize_entity_attributes,
     parse_iso,
     parse_wcf_date,
 )
+from bridge.errors import InvalidNotification, NotCaptured
 
 _OPERATIONS = {"Create": Operation.CREATE, "Update": Operation.UPDATE, "Delete": Operation.DELETE}
 

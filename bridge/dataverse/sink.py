@@ -19,19 +19,19 @@ from typing import Any
 
 import structlog
 
+from bridge.dataverse.metadata import DataverseMetadata
 from bridge.errors import (
     AlreadyExists,
     DependencyMissing,
     NotFound,
     PreconditionFailed,
 )
+from bridge.fno.sink import same_value
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
 from bridge.mapping.template import BindCandidate
 from bridge.mapping.writes import BindRef, TargetWrite, WriteKind
-from bridge.metadata import DataverseMetadata
 from bridge.sinks.base import ApplyOutcome, check_guard
-from bridge.sinks.fno import same_value
 
 log = structlog.get_logger(__name__)
 

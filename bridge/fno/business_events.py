@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bridge.contract.catalog import SourceEntity, find_source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.dataverse.records import parse_iso, parse_wcf_date
 from bridge.errors import InvalidNotification, NotCaptured
-from bridge.sources.dataverse_records import parse_iso, parse_wcf_date
 
 _OPERATIONS = {
     "Created": Operation.CREATE,

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from bridge.contract.catalog import SourceEntity
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
-from bridge.sinks.fno import CROSS_COMPANY
 
 
 def normalize_fno_record(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -34,8 +34,8 @@ from bridge.config import CompanySettings, FnoPollerSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.errors import TransientError
+from bridge.fno.reader import FnoReader, normalize_fno_record
 from bridge.kafka.publisher import Publisher
-from bridge.sources.fno_reader import FnoReader, normalize_fno_record
 
 log = structlog.get_logger(__name__)
 

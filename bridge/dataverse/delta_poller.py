@@ -18,11 +18,11 @@ import structlog
 from bridge.config import PollerSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
+from bridge.dataverse.reader import DataverseReader, DeltaPage, DeltaTokenExpired
+from bridge.dataverse.records import parse_iso
 from bridge.errors import TransientError
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.state import StateStore
-from bridge.sources.dataverse_reader import DataverseReader, DeltaPage, DeltaTokenExpired
-from bridge.sources.dataverse_records import parse_iso
 
 log = structlog.get_logger(__name__)
 

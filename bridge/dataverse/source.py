@@ -1,0 +1,69 @@
+"""Dataverse as a source system: records carry ``versionnumber`` (a row version increasing
+across the organisation), their last modifier, and their owning business unit, which the
+company map turns into an F&O company."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bridge.config import CompanySettings
+from bridge.contract.catalog import SourceEntity
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, now_millis
+from bridge.dataverse.reader import DataverseReader
+from bridge.sources.base import entity_of
+
+BUSINESS_UNIT = "_owningbusinessunit_value"
+
+
+class DataverseSource:
+    """:class:`~bridge.sources.base.SourceSystem` of Dataverse."""
+
+    def __init__(self, reader: DataverseReader) -> None:
+        self._reader = reader
+
+    def snapshot(
+        self,
+        entity: SourceEntity,
+        record: Mapping[str, Any],
+        header: ChangeEvent | None = None,
+        capture: Capture = Capture.RECONCILE,
+    ) -> ChangeEvent:
+        """A Dataverse record as a SNAPSHOT event."""
+        version = record.get("versionnumber")
+        source = Source(
+            system=entity.system,
+            entity=entity.entity,
+            record_id=entity.record_id(record),
+            business_key=entity.business_key_of(record),
+            record_version=int(version) if isinstance(version, int) else None,
+            change_time=header.source.change_time if header else now_millis(),
+            # the last modifier: a record the bridge wrote last is its own echo
+            changed_by=record.get("_modifiedby_value"),
+            capture=capture,
+        )
+        correlation = header.correlation_id if header else None
+        return ChangeEvent.create(
+            source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
+        )
+
+    def company(self, event: ChangeEvent, companies: CompanySettings) -> str | None:
+        """The company of the record's owning business unit."""
+        return event_company(event, companies)
+
+    async def current(self, event: ChangeEvent) -> ChangeEvent | None:
+        """The record by its GUID, as Dataverse holds it now."""
+        entity = entity_of(event)
+        record = await self._reader.read(entity, event.source.record_id)
+        return None if record is None else self.snapshot(entity, record)
+
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Records whose columns equal ``match``."""
+        return await self._reader.children(entity, match)
+
+
+def event_company(event: ChangeEvent, companies: CompanySettings) -> str | None:
+    """The company of a Dataverse record: its owning business unit's."""
+    return companies.for_business_unit(event.image.get(BUSINESS_UNIT))
