@@ -212,10 +212,15 @@ class FlowEngine:
         tasks = [asyncio.create_task(settle_chain(i, c)) for i, c in enumerate(chains)]
         if not tasks:
             return stops
-        _, late = await asyncio.wait(tasks, timeout=self._settings.apply_budget_seconds)
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            _, late = await asyncio.wait(tasks, timeout=self._settings.apply_budget_seconds)
+        finally:
+            # on the budget, and when the engine itself is stopped: nothing of this batch
+            # may go on writing once its partitions can move to another process
+            late = {task for task in tasks if not task.done()}
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         overdue = TransientError("apply took longer than the batch budget")
         for index, task in enumerate(tasks):
             if task in late and index in current:
@@ -407,14 +412,17 @@ class FlowEngine:
 
 def _needs_confirmation(event: ChangeEvent, state: RecordState | None) -> bool:
     """Whether an event must be checked against its source before it is applied: when it
-    has no version to order it by, and when it is the first change of a record this flow
-    applies. The latter keeps a record that was deleted before its creation was applied
+    has no version to order it by, when it is the first change of a record this flow
+    applies, and when it changes a record this flow saw deleted. The latter keeps a record that was deleted before its creation was applied
     from landing in the target after another record took over its business key (a new
     account with the number of a deleted one, whose events travel in another partition)."""
     if event.source.record_version is None:
         return True
-    never_applied = state is None or state.version is None
-    return never_applied and event.operation is not Operation.DELETE
+    if event.operation is Operation.DELETE:
+        return False
+    # a deleted record's later change may be a re-creation, or a change made before a
+    # delete whose version nobody knew (change tracking reports deletes without one)
+    return state is None or state.version is None or state.deleted
 
 
 def _chains(batch: Mapping[Partition, Sequence[StreamRecord]]) -> list[list[StreamRecord]]:
