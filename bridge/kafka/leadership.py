@@ -30,6 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExists
 from bridge.config import KafkaSettings
 from bridge.contract import topics as contract_topics
 from bridge.http.retry import RetryPolicy
+from bridge.kafka.clients import start_client
 from bridge.kafka.leader_assignor import LeaderAssignor
 
 log = structlog.get_logger(__name__)
@@ -215,7 +216,7 @@ class LeaderElection:
 
     async def __aenter__(self) -> Self:
         await ensure_leader_topic(self._settings)
-        await self._consumer.start()
+        await start_client(self._consumer)
         return self
 
     async def __aexit__(

@@ -23,6 +23,7 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
+from bridge.kafka.clients import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -149,7 +150,7 @@ class EventPublisher:
         )
 
     async def __aenter__(self) -> Self:
-        await self._producer.start()
+        await start_client(self._producer)
         return self
 
     async def __aexit__(

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
+from bridge.kafka.clients import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -38,7 +39,7 @@ class StateStore:
 
     async def __aenter__(self) -> Self:
         await self._load()
-        await self._producer.start()
+        await start_client(self._producer)
         return self
 
     async def __aexit__(
@@ -91,7 +92,7 @@ class StateStore:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
+        await start_client(consumer)
         try:
             partitions = consumer.partitions_for_topic(self._topic) or {0}
             tps = [TopicPartition(self._topic, p) for p in partitions]

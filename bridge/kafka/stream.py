@@ -36,6 +36,7 @@ from bridge.config import KafkaSettings
 from bridge.engine.flow import Flow
 from bridge.engine.stream import Partition, RebalanceListener, StreamRecord
 from bridge.errors import PublishFailed, TransientError
+from bridge.kafka.clients import start_client
 
 log = structlog.get_logger(__name__)
 
@@ -104,7 +105,7 @@ class KafkaRecordStream:
         )
 
     async def __aenter__(self) -> Self:
-        await self._consumer.start()
+        await start_client(self._consumer)
         self._consumer.subscribe(list(self._flow.consumed_topics), listener=self._listener)
         return self
 
@@ -166,7 +167,7 @@ class KafkaVersionLog:
         )
 
     async def __aenter__(self) -> Self:
-        await self._producer.start()
+        await start_client(self._producer)
         return self
 
     async def __aexit__(
@@ -188,7 +189,7 @@ class KafkaVersionLog:
         )
         latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
         try:
-            await consumer.start()
+            await start_client(consumer)
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
