@@ -115,6 +115,21 @@ class Lookup(_Model):
     targets: dict[str, dict[str, str]] = Field(min_length=1)
 
 
+class FnoLookup(_Model):
+    """Read the F&O record a source record names and add some of its columns to the image.
+
+    The record is the one of ``entity_set`` whose fields equal ``match`` (entity field →
+    source attribute, or a column of an earlier lookup such as ``invoice.customer``); its
+    ``columns`` join the image as ``<name>.<alias>``. A blank match value names no record:
+    the columns stay empty. A named record that does not exist is a missing prerequisite.
+    """
+
+    name: str
+    entity_set: str
+    match: dict[str, str] = Field(min_length=1)
+    columns: dict[str, str] = Field(min_length=1)
+
+
 class Requirement(_Model):
     """A target record that must exist before this one is written (a header, a customer).
 
@@ -178,6 +193,7 @@ class Template(_Model):
     target: TargetRef
     filter: list[Condition] = Field(default_factory=list)
     lookups: list[Lookup] = Field(default_factory=list)
+    fno_lookups: list[FnoLookup] = Field(default_factory=list)
     fields: list[FieldRule] = Field(min_length=1)
     value_maps: dict[str, ValueMap] = Field(default_factory=dict)
     rules: list[str] = Field(default_factory=list)
@@ -203,7 +219,30 @@ class Template(_Model):
         unmapped_keys = set(self.target.key) - set(targets) - company
         if unmapped_keys:
             raise ValueError(f"key fields without a rule: {sorted(unmapped_keys)}")
+        self._lookups_in_order()
         return self
+
+    @property
+    def lookup_names(self) -> tuple[str, ...]:
+        """Every lookup, in the order they are resolved: Sales lookups, then F&O lookups."""
+        return tuple(lookup.name for lookup in self.lookups) + tuple(
+            lookup.name for lookup in self.fno_lookups
+        )
+
+    def lookup_of(self, attribute: str) -> str | None:
+        """The lookup whose column ``attribute`` is (``customer.number`` → ``customer``)."""
+        prefix, dot, _ = attribute.partition(".")
+        return prefix if dot and prefix in self.lookup_names else None
+
+    def _lookups_in_order(self) -> None:
+        names = self.lookup_names
+        if len(set(names)) != len(names):
+            raise ValueError(f"lookup names used twice: {sorted(names)}")
+        for position, lookup in enumerate(self.fno_lookups, start=len(self.lookups)):
+            used = {self.lookup_of(source) for source in lookup.match.values()}
+            later = {name for name in names[position:] if name in used}
+            if later:
+                raise ValueError(f"lookup {lookup.name} uses {sorted(later)} before they resolve")
 
     def override(self, changes: dict[str, Any]) -> Template:
         """Return a copy with user overrides applied (validated like the original)."""

@@ -1,0 +1,134 @@
+"""The spec's selection rules, to the letter: what each template leaves out, and when.
+
+Each row cites the line of ``prospect-to-cash.md`` it checks (section and a short quote).
+Selection comes before lookups (:func:`~bridge.mapping.engine.selection_miss`): a condition
+on the record's own attributes is judged before any lookup is resolved, a condition on a
+lookup's column once that lookup is resolved. So a record the spec leaves out is skipped
+(its version is not recorded; it may qualify later) and never dead-lettered because a
+lookup it should not need failed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bridge.mapping.engine import map_event, selection_miss
+from tests.unit.test_mapping_templates import CONTACT, CONTEXT, IMAGES, TEMPLATES, event_for
+
+# A Sales image as captured, before the processor adds any lookup column.
+RAW = {
+    name: {k: v for k, v in image.items() if TEMPLATES[name].lookup_of(k) is None}
+    for name, image in IMAGES.items()
+}
+CONTACT_UNDER_A_CONTACT = {
+    **RAW["contacts"],
+    "_parentcustomerid_value": "c-parent",
+    "_parentcustomerid_entity": "contact",
+    "msdynce_iscompanyanaccount": False,
+}
+
+# (template, change to the image, lookups resolved so far, the filter it misses, spec)
+BEFORE_LOOKUPS = [
+    (
+        "contacts",
+        {"_parentcustomerid_entity": "contact", "msdynce_iscompanyanaccount": False},
+        (),
+        "msdynce_iscompanyanaccount",
+        "§5 Selection: 'Company (parent account/contact) points to an Account, not a Contact'",
+    ),
+    (
+        "contacts",
+        {"msdynce_isactivecustomer": True},
+        (),
+        "msdynce_isactivecustomer",
+        "§5 Selection (Contact → Contact): 'Is Active Customer = No'",
+    ),
+    (
+        "contacts-to-customers",
+        {"msdynce_isactivecustomer": False},
+        (),
+        "msdynce_isactivecustomer",
+        "§5 Selection (Contact → Customer): 'Is Active Customer = Yes'",
+    ),
+    (
+        "order-lines-to-fno",
+        {"msdynce_ismisctax": True},
+        (),
+        "msdynce_ismisctax",
+        "§7.3 'write-in product named \"Freight Tax\"' is F&O's header tax, not an order line",
+    ),
+    (
+        "order-lines-to-fno",
+        {"_productid_value": None},
+        (),
+        "_productid_value",
+        "§7.1 Selection: 'there can be no write-in products'",
+    ),
+    (
+        "quote-lines",
+        {"_productid_value": None},
+        (),
+        "_productid_value",
+        "§6 Selection: 'all quote products are externally maintained'",
+    ),
+    (
+        "orders-to-fno",
+        {"msdynce_processingstatus": 647390011},
+        (),
+        "msdynce_processingstatus",
+        "§7.1 Selection: 'Only orders that are activated in Sales'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "change", "resolved", "missed", "spec"),
+    BEFORE_LOOKUPS,
+    ids=[f"{r[0]}:{r[3]}" for r in BEFORE_LOOKUPS],
+)
+def test_left_out_before_any_lookup(
+    template: str, change: dict[str, Any], resolved: tuple[str, ...], missed: str, spec: str
+) -> None:
+    reason = selection_miss(TEMPLATES[template], {**RAW[template], **change}, resolved)
+    assert reason is not None and missed in reason, spec
+
+
+@pytest.mark.parametrize(
+    "template", ["contacts", "quote-lines", "order-lines-to-fno", "orders-to-fno", "quotes"]
+)
+def test_a_selected_record_passes_before_its_lookups(template: str) -> None:
+    """Conditions on lookup columns wait for their lookup: nothing is judged on a column
+    that is not there yet."""
+    assert selection_miss(TEMPLATES[template], RAW[template], resolved=()) is None
+
+
+def test_a_contact_whose_parent_is_a_contact_is_skipped_not_a_mapping_error() -> None:
+    """§5 Selection: 'Company ... points to an Account, not a Contact'. Without the
+    ``company`` lookup (which reads accounts only) the contact maps to a skip, not to a
+    missing required ``AssociatedPartyNumber`` nor a missing prerequisite."""
+    result = map_event(
+        TEMPLATES["contacts"], event_for("contacts", CONTACT_UNDER_A_CONTACT), CONTEXT
+    )
+    assert result.writes == ()
+    assert result.skipped is not None and "msdynce_iscompanyanaccount" in result.skipped
+
+
+def test_a_contact_under_an_account_still_maps_once_its_company_is_resolved() -> None:
+    image = {**RAW["contacts"], "_parentcustomerid_entity": "account"}
+    assert selection_miss(TEMPLATES["contacts"], image, resolved=()) is None
+    result = map_event(
+        TEMPLATES["contacts"],
+        event_for("contacts", {**image, "company.number": CONTACT["company.number"]}),
+        CONTEXT,
+    )
+    assert result.skipped is None
+
+
+def test_a_condition_on_a_lookup_column_is_judged_once_that_lookup_is_resolved() -> None:
+    template = TEMPLATES["quote-lines"]
+    draft = {**IMAGES["quote-lines"], "quote.state": 0}
+    assert selection_miss(template, draft, resolved=()) is None
+    assert selection_miss(template, draft, resolved=("quote",)) == "filter quote.state eq 1"
+    assert selection_miss(template, draft) == "filter quote.state eq 1", "None = all resolved"
