@@ -28,6 +28,8 @@ from bridge.mapping.writes import (
 )
 
 COMPANY = "$company"
+EMPTY_DATE = "1900-01-01"
+"""F&O's empty date (``dateNull``): a date on or before it means "no date"."""
 
 __all__ = [
     "BindRef",
@@ -37,6 +39,7 @@ __all__ = [
     "WriteKind",
     "build_write",
     "condition_holds",
+    "is_empty_date",
     "lookup_columns",
     "lookup_match",
     "map_event",
@@ -216,7 +219,16 @@ def condition_holds(condition: Condition, image: Mapping[str, Any]) -> bool:
     return False
 
 
+def is_empty_date(value: Any) -> bool:
+    """Whether ``value`` is F&O's empty date (1900-01-01 at any time of day, or earlier:
+    an offset can move it to 1899-12-31, and ``0001-01-01`` is OData's minimum)."""
+    text = str(value)
+    return len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:10] <= EMPTY_DATE
+
+
 def _transform(name: str, value: Any, target: str) -> Any:
+    if name in ("date", "datetime") and is_empty_date(value):
+        return None
     try:
         match name:
             case "str":

@@ -68,7 +68,9 @@ class FieldRule(_Model):
 
     Order: ``constant`` wins outright; else the ``source`` attribute (or ``fallback`` when
     it is blank), through ``value_map``
-    and ``transform``; a result that is missing or blank becomes ``default``. A ``required``
+    and ``transform``; a result that is missing or blank becomes ``default``. The ``date``
+    and ``datetime`` transforms read F&O's empty date (1900-01-01) as blank, so it is never
+    copied as a date. A ``required``
     field that is still empty makes the event a mapping error. A field with ``bind`` is a
     Dataverse lookup: its value is a business key, resolved to the record it names (the
     first candidate that exists). ``on_create_only`` fields are written when the target

@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 
 from bridge.mapping.engine import map_event, selection_miss
-from tests.unit.test_mapping_templates import CONTACT, CONTEXT, IMAGES, TEMPLATES, event_for
+from tests.unit.test_mapping_templates import (
+    CONTACT,
+    CONTEXT,
+    IMAGES,
+    TEMPLATES,
+    event_for,
+    writes,
+)
 
 # A Sales image as captured, before the processor adds any lookup column.
 RAW = {
@@ -132,3 +139,39 @@ def test_a_condition_on_a_lookup_column_is_judged_once_that_lookup_is_resolved()
     assert selection_miss(template, draft, resolved=()) is None
     assert selection_miss(template, draft, resolved=("quote",)) == "filter quote.state eq 1"
     assert selection_miss(template, draft) == "filter quote.state eq 1", "None = all resolved"
+
+
+# F&O writes "no date" as 1900-01-01 (dynamics-apis.md, F&O OData: 'Empty dates appear as
+# "1900-01-01T12:00:00Z"'; virtual tables: 'F&O empty date 1900-01-01 → null').
+EMPTY_DATES = [
+    "1900-01-01T12:00:00Z",
+    "1900-01-01T00:00:00Z",
+    "1900-01-01",
+    "1899-12-31T16:00:00-08:00",
+    "0001-01-01T00:00:00Z",
+]
+
+
+@pytest.mark.parametrize("empty", EMPTY_DATES)
+@pytest.mark.parametrize(
+    ("template", "source", "target"),
+    [
+        ("orders-to-sales", "RequestedShippingDate", "requestdeliveryby"),
+        ("invoices", "InvoiceDate", "msdynce_invoicedate"),
+        ("invoice-lines", "InvoiceDate", "msdynce_invoicedate"),
+    ],
+)
+def test_an_empty_f_and_o_date_is_not_copied_as_a_date(
+    template: str, source: str, target: str, empty: str
+) -> None:
+    (main, *_) = writes(template, {**IMAGES[template], source: empty})
+    assert main.body[target] is None, "dynamics-apis.md: 'F&O empty date 1900-01-01 → null'"
+
+
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [("2026-12-01T12:00:00Z", "2026-12-01"), ("1900-01-02T12:00:00Z", "1900-01-02")],
+)
+def test_a_real_f_and_o_date_is_copied(date: str, expected: str) -> None:
+    main = writes("orders-to-sales", {**IMAGES["orders-to-sales"], "RequestedShippingDate": date})
+    assert main[0].body["requestdeliveryby"] == expected
