@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from bridge.mapping.engine import map_event, selection_miss
+from bridge.mapping.engine import WriteKind, map_event, selection_miss
+from bridge.mapping.rules import FREIGHT_TAX_SEQUENCE
 from tests.unit.test_mapping_templates import (
     CONTACT,
     CONTEXT,
@@ -175,3 +176,30 @@ def test_an_empty_f_and_o_date_is_not_copied_as_a_date(
 def test_a_real_f_and_o_date_is_copied(date: str, expected: str) -> None:
     main = writes("orders-to-sales", {**IMAGES["orders-to-sales"], "RequestedShippingDate": date})
     assert main[0].body["requestdeliveryby"] == expected
+
+
+# §7.3: 'Header-level tax from F&O, such as tax on freight, is synced as a write-in product
+# named "Freight Tax" carrying the tax amount'; [SOL] 'Only one Freight Tax line is allowed
+# per order'; §13 invariant 7: 'The sync is upsert-only'.
+FREIGHT_TAX = [
+    (1.2, WriteKind.UPSERT, 1.2, "§7.3 the line carries the header tax amount"),
+    (0, WriteKind.UPDATE_IF_EXISTS, 0.0, "§7.3/§13.7 no header tax: an existing line is zeroed"),
+    (None, WriteKind.UPDATE_IF_EXISTS, 0.0, "§7.3 no header tax at all counts as zero"),
+]
+
+
+@pytest.mark.parametrize(("tax", "kind", "price", "spec"), FREIGHT_TAX)
+def test_the_freight_tax_line_carries_the_header_tax_or_is_zeroed(
+    tax: float | None, kind: WriteKind, price: float, spec: str
+) -> None:
+    header, line = writes(
+        "orders-to-sales", {**IMAGES["orders-to-sales"], "OrderHeaderTaxAmount": tax}
+    )
+    assert (line.entity_set, line.key["sequencenumber"]) == (
+        "salesorderdetails",
+        FREIGHT_TAX_SEQUENCE,
+    ), "[SOL] one Freight Tax line per order"
+    assert line.kind is kind, spec
+    assert line.body["priceperunit"] == price, spec
+    assert line.body["productdescription"] == "Freight Tax", "§7.3 'named \"Freight Tax\"'"
+    assert header.body["msdynce_misctax"] == price, "§7.3 [SOL] header amount in msdynce_misctax"
