@@ -218,7 +218,7 @@ ROWS = [
         "[DW] SALESUNITDECIMALPRECISION → quantitydecimal (default 0)",
     ),
     ("products", "msdynce_ismaintainedexternally", True, "§3 Is Externally Maintained = Yes"),
-    ("products", "defaultuomscheduleid", "Default Unit", "§3 unit group default 'Default unit'"),
+    ("products", "defaultuomscheduleid", "Default unit", "§3 unit group default 'Default unit'"),
     ("products", "defaultuomid", "ea", "§3 SalesUnitSymbol → DefaultUnit (value map)"),
     ("products", "transactioncurrencyid", "USD", "[DW] CURRENCYCODE → transactioncurrencyid"),
     # Accounts, Sales → F&O (§4) — field by field in test_mapping_accounts.py

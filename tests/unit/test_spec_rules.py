@@ -22,6 +22,7 @@ from tests.unit.test_mapping_templates import (
     IMAGES,
     TEMPLATES,
     event_for,
+    value,
     writes,
 )
 
@@ -203,3 +204,70 @@ def test_the_freight_tax_line_carries_the_header_tax_or_is_zeroed(
     assert line.body["priceperunit"] == price, spec
     assert line.body["productdescription"] == "Freight Tax", "§7.3 'named \"Freight Tax\"'"
     assert header.body["msdynce_misctax"] == price, "§7.3 [SOL] header amount in msdynce_misctax"
+
+
+# Defaults spelled as the spec spells them: (template, source change, field, value, spec).
+NO_DATE = {"requestdeliveryby": None}
+DEFAULTS = [
+    (
+        "products",
+        {},
+        "defaultuomscheduleid",
+        "Default unit",
+        "§3 defaultuomscheduleid.name: 'Template default \"Default unit\"'",
+    ),
+    (
+        "quotes",
+        NO_DATE,
+        "RequestedShippingDate",
+        "2020-01-01T12:00:00Z",
+        "§6 QuoteHeader: 'Requested delivery date | required in F&O; default 1/1/2020'",
+    ),
+    (
+        "quotes",
+        {"requestdeliveryby": "1900-01-01"},
+        "RequestedShippingDate",
+        "2020-01-01T12:00:00Z",
+        "§6 default 1/1/2020 ('must be a fixed date'); an empty date is no date",
+    ),
+    (
+        "quote-lines",
+        {},
+        "RequestedShippingDate",
+        "2020-01-01T12:00:00Z",
+        "§6 QuoteLine: 'Requested delivery date | default 1/1/2020'",
+    ),
+    (
+        "quote-lines",
+        {"requestdeliveryby": "2026-12-01"},
+        "RequestedShippingDate",
+        "2026-12-01T12:00:00Z",
+        "[DW] quotation lines: REQUESTEDSHIPPINGDATE = requestdeliveryby",
+    ),
+    (
+        "orders-to-fno",
+        NO_DATE,
+        "RequestedShippingDate",
+        "2020-01-01T12:00:00Z",
+        "§6 default 1/1/2020, for orders too (decision in architecture.md)",
+    ),
+    (
+        "orders-to-sales",
+        {},
+        "statecode",
+        0,
+        "§7.4 F&O→Sales SalesHeader: 'Statecode [Status] | default Active' (salesorder 0 Active)",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "change", "field", "expected", "spec"),
+    DEFAULTS,
+    ids=[f"{r[0]}:{r[2]}:{i}" for i, r in enumerate(DEFAULTS)],
+)
+def test_defaults_as_the_spec_spells_them(
+    template: str, change: dict[str, Any], field: str, expected: Any, spec: str
+) -> None:
+    (main, *_) = writes(template, {**IMAGES[template], **change})
+    assert value(main, field) == expected, spec
