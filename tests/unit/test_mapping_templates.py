@@ -129,6 +129,8 @@ FNO_ORDER_LINE = {
     "SalesOrderProcessingStatus": "Confirmed",
     "OrderingCustomerIsExternallyMaintained": "Yes",
     "InvoiceCustomerIsExternallyMaintained": "Yes",
+    "AreSalesOrderTotalsUpdated": "Yes",
+    "AreTotalsCalculated": "Yes",
 }
 INVOICE = {
     "dataAreaId": "usmf",

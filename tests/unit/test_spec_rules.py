@@ -271,3 +271,66 @@ def test_defaults_as_the_spec_spells_them(
 ) -> None:
     (main, *_) = writes(template, {**IMAGES[template], **change})
     assert value(main, field) == expected, spec
+
+
+# Filters of the F&O → Sales order flows, header and lines alike (§7.1 F&O → Sales
+# selection, §13 invariant 4): (template, change, the filter it misses, spec).
+ORDERS_TO_SALES = [
+    (
+        "orders-to-sales",
+        {"AreTotalsUpdated": "No"},
+        "AreTotalsUpdated",
+        "§7.1 '(3) Calculate sales totals must have run since the order was created or changed'",
+    ),
+    (
+        "order-lines-to-sales",
+        {"AreSalesOrderTotalsUpdated": "No"},
+        "AreSalesOrderTotalsUpdated",
+        "§1.2 'Only orders whose totals have been calculated are synced to Sales' (the order's)",
+    ),
+    (
+        "order-lines-to-sales",
+        {"AreTotalsCalculated": "No"},
+        "AreTotalsCalculated",
+        "§13 'FO→CE only when ≥ Confirmed and totals calculated' (the line's own)",
+    ),
+    (
+        "order-lines-to-sales",
+        {"AreTotalsCalculated": None},
+        "AreTotalsCalculated",
+        "§7.1 totals not known to be calculated are not calculated",
+    ),
+    (
+        "order-lines-to-sales",
+        {"SalesOrderProcessingStatus": "Active"},
+        "SalesOrderProcessingStatus",
+        "§7.1 '(2) the order must be Confirmed or in a later processing status'",
+    ),
+    (
+        "order-lines-to-sales",
+        {"InvoiceCustomerIsExternallyMaintained": "No"},
+        "InvoiceCustomerIsExternallyMaintained",
+        "§7.1 '(1) both the ordering and the invoicing customer must originate in Sales'",
+    ),
+    (
+        "order-lines-to-sales",
+        {"OrderingCustomerIsExternallyMaintained": "No"},
+        "OrderingCustomerIsExternallyMaintained",
+        "§7.1 '(1) both the ordering and the invoicing customer must originate in Sales'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "change", "missed", "spec"),
+    ORDERS_TO_SALES,
+    ids=[f"{r[0]}:{r[2]}:{i}" for i, r in enumerate(ORDERS_TO_SALES)],
+)
+def test_orders_reach_sales_only_confirmed_with_totals_calculated(
+    template: str, change: dict[str, Any], missed: str, spec: str
+) -> None:
+    result = map_event(
+        TEMPLATES[template], event_for(template, {**IMAGES[template], **change}), CONTEXT
+    )
+    assert result.writes == (), spec
+    assert result.skipped is not None and missed in result.skipped, spec
