@@ -146,6 +146,7 @@ INVOICE = {
     "TotalChargeAmount": 15.0,
     "InvoiceHeaderTaxAmount": 1.2,
     "CustomersOrderReference": "PO-77",
+    "customer.external": "Yes",
 }
 INVOICE_LINE = {
     "dataAreaId": "usmf",
@@ -159,6 +160,9 @@ INVOICE_LINE = {
     "SalesUnitSymbol": "ea",
     "LineTotalDiscountAmount": 10.0,
     "LineTotalTaxAmount": 17.6,
+    "invoice.customer": "ACC-1",
+    "invoice.order": "SO-000123",
+    "customer.external": "Yes",
 }
 IMAGES = {
     "accounts": {"accountid": "a1", "accountnumber": "ACC-01000-BVRCPS", "name": "Fourth Coffee"},

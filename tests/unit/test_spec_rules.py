@@ -13,8 +13,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from bridge.mapping.engine import WriteKind, map_event, selection_miss
+from bridge.mapping.engine import (
+    WriteKind,
+    lookup_columns,
+    lookup_match,
+    map_event,
+    selection_miss,
+)
 from bridge.mapping.rules import FREIGHT_TAX_SEQUENCE
 from tests.unit.test_mapping_templates import (
     CONTACT,
@@ -334,3 +341,90 @@ def test_orders_reach_sales_only_confirmed_with_totals_calculated(
     )
     assert result.writes == (), spec
     assert result.skipped is not None and missed in result.skipped, spec
+
+
+# §8 Selection: 'The F&O entities contain only invoices for externally maintained customers:
+# the accounts page says the customer flag "is used to filter invoices that are
+# synchronized to Sales"'; §13: 'invoice account (must be externally maintained)'. The
+# bridge reads SalesInvoiceHeadersV2/SalesInvoiceV2Lines, which hold every invoice, so the
+# templates read the invoice customer's IsExternallyMaintained (lines: through their header).
+INVOICES = [
+    (
+        "invoices",
+        {"customer.external": "No"},
+        ("customer",),
+        "customer.external",
+        "§8 'only invoices for externally maintained customers'",
+    ),
+    (
+        "invoices",
+        {"customer.external": None},
+        ("customer",),
+        "customer.external",
+        "§8 a customer not known to be externally maintained is not",
+    ),
+    (
+        "invoices",
+        {"SalesOrderNumber": ""},
+        (),
+        "SalesOrderNumber",
+        "§12 [DW] Sales invoice headers V2: 'Source filter SalesOrderNumber != \"\"'",
+    ),
+    (
+        "invoice-lines",
+        {"customer.external": "No"},
+        ("invoice", "customer"),
+        "customer.external",
+        "§8 Entity set: 'Externally maintained customer sales invoice lines'",
+    ),
+    (
+        "invoice-lines",
+        {"invoice.order": None},
+        ("invoice",),
+        "invoice.order",
+        "§8 lines follow their header's selection",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("template", "change", "resolved", "missed", "spec"),
+    INVOICES,
+    ids=[f"{r[0]}:{r[3]}:{i}" for i, r in enumerate(INVOICES)],
+)
+def test_invoices_only_for_externally_maintained_customers(
+    template: str, change: dict[str, Any], resolved: tuple[str, ...], missed: str, spec: str
+) -> None:
+    image = {**IMAGES[template], **change}
+    reason = selection_miss(TEMPLATES[template], image, resolved)
+    assert reason is not None and missed in reason, spec
+    assert map_event(TEMPLATES[template], event_for(template, image), CONTEXT).writes == ()
+
+
+@pytest.mark.parametrize("template", ["invoices", "invoice-lines"])
+def test_an_invoice_of_an_externally_maintained_customer_is_synced(template: str) -> None:
+    assert selection_miss(TEMPLATES[template], RAW[template], resolved=()) is None
+    assert writes(template)[0].entity_set in ("invoices", "invoicedetails")
+
+
+def test_f_and_o_lookup_reads_the_record_its_match_names() -> None:
+    lookup = TEMPLATES["invoice-lines"].fno_lookups[0]
+    line = IMAGES["invoice-lines"]
+    assert lookup_match(lookup, line) == {
+        "dataAreaId": "usmf",
+        "InvoiceNumber": "CIV-000042",
+        "InvoiceDate": "2026-11-22T12:00:00Z",
+        "LedgerVoucher": "V-1",
+    }
+    assert lookup_match(lookup, {**line, "InvoiceNumber": " "}) is None, "blank names none"
+    header = {"InvoiceCustomerAccountNumber": "ACC-1", "SalesOrderNumber": "SO-1"}
+    assert lookup_columns(lookup, header) == {"invoice.customer": "ACC-1", "invoice.order": "SO-1"}
+    assert lookup_columns(lookup, None) == {"invoice.customer": None, "invoice.order": None}
+
+
+def test_a_lookup_may_use_only_lookups_resolved_before_it() -> None:
+    lookups = TEMPLATES["invoice-lines"].model_dump(mode="json")["fno_lookups"]
+    with pytest.raises(ValidationError, match="before they resolve"):
+        TEMPLATES["invoice-lines"].override({"fno_lookups": lookups[::-1]})
+    with pytest.raises(ValidationError, match="used twice"):
+        TEMPLATES["invoice-lines"].override({"fno_lookups": [lookups[0], lookups[0]]})
