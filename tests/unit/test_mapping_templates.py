@@ -146,6 +146,8 @@ INVOICE = {
     "TotalChargeAmount": 15.0,
     "InvoiceHeaderTaxAmount": 1.2,
     "CustomersOrderReference": "PO-77",
+    "InvoiceAddressCountryRegionId": "USA",
+    "InvoiceAddressCity": "Redmond",
     "customer.external": "Yes",
 }
 INVOICE_LINE = {

@@ -428,3 +428,85 @@ def test_a_lookup_may_use_only_lookups_resolved_before_it() -> None:
         TEMPLATES["invoice-lines"].override({"fno_lookups": lookups[::-1]})
     with pytest.raises(ValidationError, match="used twice"):
         TEMPLATES["invoice-lines"].override({"fno_lookups": [lookups[0], lookups[0]]})
+
+
+# §8 SalesInvoiceHeader mappings: (change to the F&O invoice, field, expected, spec).
+INVOICE_HEADER = [
+    (
+        {},
+        "billto_country",
+        "United States",
+        "§8 'InvoiceCountryRegionId | BillingAddress_Country | value map of several countries'",
+    ),
+    (
+        {"InvoiceAddressCountryRegionId": "DEU"},
+        "billto_country",
+        "Germany",
+        "§8 'InvoiceCountryRegionId | BillingAddress_Country | value map of several countries'",
+    ),
+    ({}, "billto_city", "Redmond", "[DW] invoice headers: 'INVOICEADDRESS* > billto_*'"),
+    (
+        {"CurrencyCode": "usd"},
+        "pricelevelid",
+        "CRM Service USA (sample)",
+        "§8 'value map based on currency: USD = CRM Service USA (sample)'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "expected", "spec"),
+    INVOICE_HEADER,
+    ids=[f"{r[1]}:{i}" for i, r in enumerate(INVOICE_HEADER)],
+)
+def test_invoice_header(change: dict[str, Any], field: str, expected: Any, spec: str) -> None:
+    assert value(writes("invoices", {**IMAGES["invoices"], **change})[0], field) == expected, spec
+
+
+def test_tax_on_invoice_header_charges_is_not_synced() -> None:
+    """§8 Rules: 'Tax on header charges is not synced (Sales has no header-level tax)'."""
+    invoice = writes("invoices", {**IMAGES["invoices"], "InvoiceHeaderTaxAmount": 5.0})[0]
+    assert "msdynce_misctax" not in invoice.body
+
+
+# §1.4 run order: every template's prerequisites ('Must run before it'), header before lines.
+RUN_ORDER = [
+    ("products", set(), "§1.4 #1 Products: 'none'"),
+    ("accounts", set(), "§1.4 #2 Accounts: 'none'"),
+    ("contacts", {"accounts"}, "§1.4 #3 Contacts: 'Accounts (Sales to Fin and Ops)'"),
+    ("contacts-to-customers", {"accounts"}, "§1.4 #3 Contacts to Customer: 'Accounts'"),
+    (
+        "quotes",
+        {"products", "accounts", "contacts-to-customers"},
+        "§1.4 #4 'Products - Direct; Accounts - Direct (if used); Contacts to Customers'",
+    ),
+    ("quote-lines", {"quotes"}, "§1.4 'QuoteHeader→QuoteLine'"),
+    (
+        "orders-to-fno",
+        {"products", "accounts", "contacts-to-customers"},
+        "§1.4 #5 'Products - Direct; Accounts - Direct (if used); Contacts to Customers'",
+    ),
+    (
+        "orders-to-sales",
+        {"products", "accounts", "contacts-to-customers"},
+        "§1.4 #5 'Products - Direct; Accounts - Direct (if used); Contacts to Customers'",
+    ),
+    ("order-lines-to-fno", {"orders-to-fno"}, "§1.4 'OrderHeader→OrderLine'"),
+    ("order-lines-to-sales", {"orders-to-sales"}, "§1.4 'OrderHeader→OrderLine'"),
+    (
+        "invoices",
+        {"products", "accounts", "contacts", "orders-to-sales", "order-lines-to-sales"},
+        "§1.4 #6 'Products; Accounts (if used); Contacts (Sales to …) (if used); "
+        "Sales order header and lines (F&O to Sales)'",
+    ),
+    ("invoice-lines", {"invoices"}, "§1.4 'SalesInvoiceHeader→SalesInvoiceLine'"),
+]
+
+
+@pytest.mark.parametrize(("template", "before", "spec"), RUN_ORDER, ids=[r[0] for r in RUN_ORDER])
+def test_run_order(template: str, before: set[str], spec: str) -> None:
+    assert set(TEMPLATES[template].depends_on) == before, spec
+
+
+def test_every_template_has_its_run_order_row() -> None:
+    assert {row[0] for row in RUN_ORDER} == set(TEMPLATES)
