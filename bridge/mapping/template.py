@@ -45,21 +45,36 @@ class BindVia(_Model):
     field: str
 
 
+class BindThrough(_Model):
+    """The record another record names: the value names a record of ``entity_set`` (by
+    ``match``), and the bound record is the one that record's lookup column ``field`` points
+    at (the owner of the order with that number). The reverse of :class:`BindVia`."""
+
+    entity_set: str
+    match: str
+    field: str
+
+
 class BindCandidate(_Model):
     """A Dataverse lookup target: the record of ``entity_set`` whose ``match`` column equals
-    the field's value (or that ``via`` finds), bound through the navigation property ``nav``.
-    With several matches the first by ``order_by`` wins (e.g. price lists by name)."""
+    the field's value (or that ``via`` or ``through`` finds), bound through the navigation
+    property ``nav``. With several matches the first by ``order_by`` wins (e.g. price lists
+    by name)."""
 
     nav: str
     entity_set: str
     match: str | None = None
     via: BindVia | None = None
+    through: BindThrough | None = None
     order_by: str | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> BindCandidate:
-        if (self.match is None) == (self.via is None):
-            raise ValueError(f"bind to {self.entity_set} needs exactly one of match or via")
+        ways = [w for w in (self.match, self.via, self.through) if w is not None]
+        if len(ways) != 1:
+            raise ValueError(
+                f"bind to {self.entity_set} needs exactly one of match, via or through"
+            )
         return self
 
 

@@ -446,6 +446,12 @@ INVOICE_HEADER = [
     ),
     ({}, "billto_city", "Redmond", "[DW] invoice headers: 'INVOICEADDRESS* > billto_*'"),
     (
+        {},
+        "ownerid",
+        "SO-000123",
+        "§8 'the owner of the sales order becomes the owner of the invoice'",
+    ),
+    (
         {"CurrencyCode": "usd"},
         "pricelevelid",
         "CRM Service USA (sample)",
@@ -461,6 +467,27 @@ INVOICE_HEADER = [
 )
 def test_invoice_header(change: dict[str, Any], field: str, expected: Any, spec: str) -> None:
     assert value(writes("invoices", {**IMAGES["invoices"], **change})[0], field) == expected, spec
+
+
+def test_the_invoice_owner_is_the_owner_of_its_sales_order() -> None:
+    """§8: 'When a related invoice from F&O is synced, the Sales order status changes
+    automatically to Invoiced, and the owner of the sales order becomes the owner of the
+    invoice.' The owner is bound through the order: the user or team that the order with
+    the invoice's order number names in ``_ownerid_value``."""
+    invoice, invoiced = writes("invoices")
+    owner = invoice.binds["ownerid"]
+    assert [(c.nav, c.entity_set) for c in owner.candidates] == [
+        ("ownerid", "systemusers"),
+        ("ownerid", "teams"),
+    ]
+    for candidate in owner.candidates:
+        assert candidate.through is not None
+        assert (candidate.through.entity_set, candidate.through.match) == (
+            "salesorders",
+            "ordernumber",
+        )
+        assert candidate.through.field == "_ownerid_value"
+    assert invoiced.body["msdynce_processingstatus"] == 647390003, "§8 order status Invoiced"
 
 
 def test_tax_on_invoice_header_charges_is_not_synced() -> None:
@@ -510,3 +537,12 @@ def test_run_order(template: str, before: set[str], spec: str) -> None:
 
 def test_every_template_has_its_run_order_row() -> None:
     assert {row[0] for row in RUN_ORDER} == set(TEMPLATES)
+
+
+def test_a_bind_names_exactly_one_way_to_its_record() -> None:
+    through = {"entity_set": "salesorders", "match": "ordernumber", "field": "_ownerid_value"}
+    both = {"nav": "ownerid", "entity_set": "systemusers", "match": "x", "through": through}
+    with pytest.raises(ValidationError, match="exactly one of match, via or through"):
+        TEMPLATES["invoices"].override(
+            {"fields": [{"target": "ownerid", "source": "SalesOrderNumber", "bind": [both]}]}
+        )
