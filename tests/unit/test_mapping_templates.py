@@ -301,7 +301,6 @@ ROWS = [
     ),
     ("orders-to-fno", "DeliveryAddressCountryRegionISOCode", "DE", "§7.4 Shipto_country value map"),
     ("orders-to-fno", "QuotationNumber", "QUO-01000-AAAAAA", "[DW] QUOTATIONNUMBER"),
-    ("orders-to-fno", "LanguageId", "en-us", "language required for orders"),
     ("order-lines-to-fno", "SalesOrderNumber", "ORD-01000-AAAAAA", "line key: order number"),
     ("order-lines-to-fno", "LineCreationSequenceNumber", 1, "line key: sequence"),
     ("order-lines-to-fno", "OrderedSalesQuantity", 3.0, "[DW] ORDEREDSALESQUANTITY = quantity"),

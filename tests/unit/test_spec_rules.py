@@ -546,3 +546,11 @@ def test_a_bind_names_exactly_one_way_to_its_record() -> None:
         TEMPLATES["invoices"].override(
             {"fields": [{"target": "ownerid", "source": "SalesOrderNumber", "bind": [both]}]}
         )
+
+
+@pytest.mark.parametrize("template", ["quotes", "orders-to-fno"])
+def test_quotes_and_orders_take_the_customers_language(template: str) -> None:
+    """§4: 'a language is required to generate quotations and sales orders; by default the
+    customer's language from the order header is used' (the customer's LanguageId, template
+    default en-us). Writing en-us on the document would override a customer's language."""
+    assert "LanguageId" not in writes(template)[0].body
