@@ -82,11 +82,10 @@ class FieldRule(_Model):
     """How one target field gets its value.
 
     Order: ``constant`` wins outright; else the ``source`` attribute (or ``fallback`` when
-    it is blank), through ``value_map``
-    and ``transform``; a result that is missing or blank becomes ``default``. The ``date``
-    and ``datetime`` transforms read F&O's empty date (1900-01-01) as blank, so it is never
-    copied as a date. A ``required``
-    field that is still empty makes the event a mapping error. A field with ``bind`` is a
+    it is blank), through ``value_map`` and ``transform``; a result that is missing or blank
+    becomes ``default``. The ``date`` and ``datetime`` transforms read F&O's empty date
+    (1900-01-01) as blank, so it is never copied as a date. A ``required`` field that is
+    still empty makes the event a mapping error. A field with ``bind`` is a
     Dataverse lookup: its value is a business key, resolved to the record it names (the
     first candidate that exists). ``on_create_only`` fields are written when the target
     record is created and never overwritten (the ``>`` map type of Microsoft's templates).
@@ -253,8 +252,9 @@ class Template(_Model):
 
     def _lookups_in_order(self) -> None:
         names = self.lookup_names
-        if len(set(names)) != len(names):
-            raise ValueError(f"lookup names used twice: {sorted(names)}")
+        twice = {name for name in names if names.count(name) > 1}
+        if twice:
+            raise ValueError(f"lookup names used twice: {sorted(twice)}")
         for position, lookup in enumerate(self.fno_lookups, start=len(self.lookups)):
             used = {self.lookup_of(source) for source in lookup.match.values()}
             later = {name for name in names[position:] if name in used}
