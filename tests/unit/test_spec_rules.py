@@ -1,6 +1,8 @@
-"""The spec's selection rules, to the letter: what each template leaves out, and when.
+"""The spec's rules, to the letter: selections, defaults, dates, the Freight Tax line,
+invoices, run order. Each row or test cites the line of ``prospect-to-cash.md`` it checks
+(section and a short quote); decisions where the spec is ambiguous are in
+``docs/architecture.md`` ("Spec rules implemented, and not").
 
-Each row cites the line of ``prospect-to-cash.md`` it checks (section and a short quote).
 Selection comes before lookups (:func:`~bridge.mapping.engine.selection_miss`): a condition
 on the record's own attributes is judged before any lookup is resolved, a condition on a
 lookup's column once that lookup is resolved. So a record the spec leaves out is skipped
@@ -33,7 +35,7 @@ from tests.unit.test_mapping_templates import (
     writes,
 )
 
-# A Sales image as captured, before the processor adds any lookup column.
+# An image as captured, before the processor adds any lookup column.
 RAW = {
     name: {k: v for k, v in image.items() if TEMPLATES[name].lookup_of(k) is None}
     for name, image in IMAGES.items()
