@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bridge.contract.envelope import ChangeEvent, Operation
 from bridge.errors import MappingError
 from bridge.mapping.rules import apply_rules
-from bridge.mapping.template import AlsoWrite, Condition, FieldRule, Template, ValueMap
+from bridge.mapping.template import (
+    AlsoWrite,
+    Condition,
+    FieldRule,
+    FnoLookup,
+    Template,
+    ValueMap,
+)
 from bridge.mapping.writes import (
     BindRef,
     MappingContext,
@@ -21,6 +28,8 @@ from bridge.mapping.writes import (
 )
 
 COMPANY = "$company"
+EMPTY_DATE = "1900-01-01"
+"""F&O's empty date (``dateNull``): a date on or before it means "no date"."""
 
 __all__ = [
     "BindRef",
@@ -30,9 +39,13 @@ __all__ = [
     "WriteKind",
     "build_write",
     "condition_holds",
+    "is_empty_date",
+    "lookup_columns",
+    "lookup_match",
     "map_event",
     "map_field",
     "map_fields",
+    "selection_miss",
     "translate",
 ]
 
@@ -47,9 +60,9 @@ def map_event(template: Template, event: ChangeEvent, context: MappingContext) -
     if event.operation is Operation.DELETE and not template.apply_deletes:
         return MappingResult(skipped="deletes are not applied by this template")
     image = event.image
-    failed = next((c for c in template.filter if not condition_holds(c, image)), None)
-    if failed is not None:
-        return MappingResult(skipped=f"filter {failed.field} {failed.op} {failed.value!r}")
+    missed = selection_miss(template, image)
+    if missed is not None:
+        return MappingResult(skipped=missed)
     deleting = event.operation is Operation.DELETE
     rules = [r for r in template.fields if r.target in template.target.key] if deleting else None
     values = map_fields(template, image, rules)
@@ -76,6 +89,40 @@ def map_event(template: Template, event: ChangeEvent, context: MappingContext) -
     )
     also = tuple(_also_write(a, image, template.value_maps, context) for a in template.also)
     return MappingResult(writes=(main, *extra, *also))
+
+
+def selection_miss(
+    template: Template, image: Mapping[str, Any], resolved: Collection[str] | None = None
+) -> str | None:
+    """Why ``image`` is outside the template's selection, or ``None``.
+
+    Selection comes before lookups: a condition on the record's own attributes is judged at
+    once, a condition on a lookup's column (``<lookup>.<alias>``) only once that lookup is
+    in ``resolved`` (every lookup when ``resolved`` is ``None``). A processor judges the
+    selection before each lookup it resolves, so a record the filter leaves out is skipped
+    before a lookup that would fail for it (a contact whose parent is a contact is not a
+    contact person, and not a missing prerequisite either).
+    """
+    for condition in template.filter:
+        lookup = template.lookup_of(condition.field)
+        if lookup is not None and resolved is not None and lookup not in resolved:
+            continue
+        if not condition_holds(condition, image):
+            return f"filter {condition.field} {condition.op} {condition.value!r}"
+    return None
+
+
+def lookup_match(lookup: FnoLookup, image: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The field values that find the F&O record ``lookup`` names, or ``None`` when one of
+    them is blank (the record names none)."""
+    match = {name: image.get(source) for name, source in lookup.match.items()}
+    return None if any(blank(value) for value in match.values()) else match
+
+
+def lookup_columns(lookup: FnoLookup, record: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The columns a resolved F&O lookup adds to the image (empty when it named no record)."""
+    found = record or {}
+    return {f"{lookup.name}.{alias}": found.get(col) for alias, col in lookup.columns.items()}
 
 
 def _key(template: Template, values: Mapping[str, Any], event: ChangeEvent) -> dict[str, Any]:
@@ -172,7 +219,16 @@ def condition_holds(condition: Condition, image: Mapping[str, Any]) -> bool:
     return False
 
 
+def is_empty_date(value: Any) -> bool:
+    """Whether ``value`` is F&O's empty date (1900-01-01 at any time of day, or earlier:
+    an offset can move it to 1899-12-31, and ``0001-01-01`` is OData's minimum)."""
+    text = str(value)
+    return len(text) >= 10 and text[4] == "-" and text[7] == "-" and text[:10] <= EMPTY_DATE
+
+
 def _transform(name: str, value: Any, target: str) -> Any:
+    if name in ("date", "datetime") and is_empty_date(value):
+        return None
     try:
         match name:
             case "str":

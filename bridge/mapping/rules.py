@@ -11,7 +11,10 @@ return further writes. Templates name the rules they use in ``rules``.
 - ``freight_tax_line`` (§7.3, F&O → Sales order headers): header-level tax (tax on
   freight) has no place in Sales, so it becomes one write-in line "Freight Tax" with the
   tax as its price and ``msdynce_ismisctax`` set; the header keeps it in
-  ``msdynce_misctax``. The line's sequence number is :data:`FREIGHT_TAX_SEQUENCE`.
+  ``msdynce_misctax``. The line's sequence number is :data:`FREIGHT_TAX_SEQUENCE`. The
+  line carries the tax amount, so when the header tax becomes zero an existing line is
+  zeroed (the sync is upsert-only, §13 invariant 7, so it is not deleted), and an order
+  that has no header tax gets no line (``UPDATE_IF_EXISTS``).
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def freight_tax_line(
     tax = _money(image.get("OrderHeaderTaxAmount"))
     values["msdynce_misctax"] = float(tax)
     order = image.get("SalesOrderNumber")
-    if tax == 0 or blank(order):
+    if blank(order):
         return []
     header = BindRef(
         order, (BindCandidate(nav="salesorderid", entity_set="salesorders", match="ordernumber"),)
@@ -86,7 +89,8 @@ def freight_tax_line(
         "msdynce_ismisctax": True,
     }
     key = {"salesorderid": header, "sequencenumber": FREIGHT_TAX_SEQUENCE}
-    return [TargetWrite(WriteKind.UPSERT, "salesorderdetails", key, line)]
+    kind = WriteKind.UPDATE_IF_EXISTS if tax == 0 else WriteKind.UPSERT
+    return [TargetWrite(kind, "salesorderdetails", key, line)]
 
 
 RULES: dict[str, Rule] = {

@@ -45,21 +45,36 @@ class BindVia(_Model):
     field: str
 
 
+class BindThrough(_Model):
+    """The record another record names: the value names a record of ``entity_set`` (by
+    ``match``), and the bound record is the one that record's lookup column ``field`` points
+    at (the owner of the order with that number). The reverse of :class:`BindVia`."""
+
+    entity_set: str
+    match: str
+    field: str
+
+
 class BindCandidate(_Model):
     """A Dataverse lookup target: the record of ``entity_set`` whose ``match`` column equals
-    the field's value (or that ``via`` finds), bound through the navigation property ``nav``.
-    With several matches the first by ``order_by`` wins (e.g. price lists by name)."""
+    the field's value (or that ``via`` or ``through`` finds), bound through the navigation
+    property ``nav``. With several matches the first by ``order_by`` wins (e.g. price lists
+    by name)."""
 
     nav: str
     entity_set: str
     match: str | None = None
     via: BindVia | None = None
+    through: BindThrough | None = None
     order_by: str | None = None
 
     @model_validator(mode="after")
     def _one_way(self) -> BindCandidate:
-        if (self.match is None) == (self.via is None):
-            raise ValueError(f"bind to {self.entity_set} needs exactly one of match or via")
+        ways = [w for w in (self.match, self.via, self.through) if w is not None]
+        if len(ways) != 1:
+            raise ValueError(
+                f"bind to {self.entity_set} needs exactly one of match, via or through"
+            )
         return self
 
 
@@ -67,9 +82,10 @@ class FieldRule(_Model):
     """How one target field gets its value.
 
     Order: ``constant`` wins outright; else the ``source`` attribute (or ``fallback`` when
-    it is blank), through ``value_map``
-    and ``transform``; a result that is missing or blank becomes ``default``. A ``required``
-    field that is still empty makes the event a mapping error. A field with ``bind`` is a
+    it is blank), through ``value_map`` and ``transform``; a result that is missing or blank
+    becomes ``default``. The ``date`` and ``datetime`` transforms read F&O's empty date
+    (1900-01-01) as blank, so it is never copied as a date. A ``required`` field that is
+    still empty makes the event a mapping error. A field with ``bind`` is a
     Dataverse lookup: its value is a business key, resolved to the record it names (the
     first candidate that exists). ``on_create_only`` fields are written when the target
     record is created and never overwritten (the ``>`` map type of Microsoft's templates).
@@ -113,6 +129,21 @@ class Lookup(_Model):
     field: str
     type_field: str | None = None
     targets: dict[str, dict[str, str]] = Field(min_length=1)
+
+
+class FnoLookup(_Model):
+    """Read the F&O record a source record names and add some of its columns to the image.
+
+    The record is the one of ``entity_set`` whose fields equal ``match`` (entity field →
+    source attribute, or a column of an earlier lookup such as ``invoice.customer``); its
+    ``columns`` join the image as ``<name>.<alias>``. A blank match value names no record:
+    the columns stay empty. A named record that does not exist is a missing prerequisite.
+    """
+
+    name: str
+    entity_set: str
+    match: dict[str, str] = Field(min_length=1)
+    columns: dict[str, str] = Field(min_length=1)
 
 
 class Requirement(_Model):
@@ -178,6 +209,7 @@ class Template(_Model):
     target: TargetRef
     filter: list[Condition] = Field(default_factory=list)
     lookups: list[Lookup] = Field(default_factory=list)
+    fno_lookups: list[FnoLookup] = Field(default_factory=list)
     fields: list[FieldRule] = Field(min_length=1)
     value_maps: dict[str, ValueMap] = Field(default_factory=dict)
     rules: list[str] = Field(default_factory=list)
@@ -203,7 +235,31 @@ class Template(_Model):
         unmapped_keys = set(self.target.key) - set(targets) - company
         if unmapped_keys:
             raise ValueError(f"key fields without a rule: {sorted(unmapped_keys)}")
+        self._lookups_in_order()
         return self
+
+    @property
+    def lookup_names(self) -> tuple[str, ...]:
+        """Every lookup, in the order they are resolved: Sales lookups, then F&O lookups."""
+        return tuple(lookup.name for lookup in self.lookups) + tuple(
+            lookup.name for lookup in self.fno_lookups
+        )
+
+    def lookup_of(self, attribute: str) -> str | None:
+        """The lookup whose column ``attribute`` is (``customer.number`` → ``customer``)."""
+        prefix, dot, _ = attribute.partition(".")
+        return prefix if dot and prefix in self.lookup_names else None
+
+    def _lookups_in_order(self) -> None:
+        names = self.lookup_names
+        twice = {name for name in names if names.count(name) > 1}
+        if twice:
+            raise ValueError(f"lookup names used twice: {sorted(twice)}")
+        for position, lookup in enumerate(self.fno_lookups, start=len(self.lookups)):
+            used = {self.lookup_of(source) for source in lookup.match.values()}
+            later = {name for name in names[position:] if name in used}
+            if later:
+                raise ValueError(f"lookup {lookup.name} uses {sorted(later)} before they resolve")
 
     def override(self, changes: dict[str, Any]) -> Template:
         """Return a copy with user overrides applied (validated like the original)."""

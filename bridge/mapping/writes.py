@@ -16,10 +16,16 @@ def blank(value: Any) -> bool:
 
 
 class WriteKind(StrEnum):
-    """What a sink must do with a mapped record."""
+    """What a sink must do with a mapped record.
+
+    ``UPSERT`` creates or changes it; ``UPDATE`` changes it, and a missing record is a
+    missing prerequisite; ``UPDATE_IF_EXISTS`` changes it only if it exists, and a missing
+    record is left missing (nothing to do); ``DELETE`` removes it.
+    """
 
     UPSERT = "upsert"
     UPDATE = "update"
+    UPDATE_IF_EXISTS = "update_if_exists"
     DELETE = "delete"
 
 

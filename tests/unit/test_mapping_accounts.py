@@ -55,25 +55,61 @@ def mapped(image: dict[str, Any]) -> TargetWrite:
 @pytest.mark.parametrize(
     ("target_field", "expected", "why"),
     [
-        ("CustomerAccount", "ACC-01000-BVRCPS", "§4 match key: accountnumber"),
-        ("OrganizationName", "Fourth Coffee", "§13 name → OrganizationName"),
-        ("CustomerGroupId", "10", "§4 template default 10"),
-        ("LanguageId", "en-us", "§4 template default en-us"),
-        ("SiteId", "1", "§4 template default 1"),
-        ("WarehouseId", "13", "§4 template default 13"),
-        ("IsExternallyMaintained", "Yes", "§4 flag set to Yes"),
-        ("PartyType", "Organization", "CustomersV3 of an account is an organization"),
-        ("AddressStreet", "1 Main St", "§13 address1_*"),
-        ("AddressCity", "Redmond", "§13 address1_*"),
-        ("AddressState", "WA", "§13 address1_*"),
-        ("AddressZipCode", "98052", "§13 address1_*"),
-        ("AddressCountryRegionISOCode", "USA", "§4 country, value map"),
-        ("DeliveryAddressCountryRegionISOCode", "USA", "§4 delivery country"),
-        ("PrimaryContactPhone", "555-0100", "dual-write PRIMARYCONTACTPHONE = telephone1"),
-        ("PrimaryContactEmail", "orders@fourthcoffee.example", "PRIMARYCONTACTEMAIL"),
-        ("CreditLimit", 25000.0, "CREDITLIMIT = creditlimit"),
-        ("SalesMemo", "Key account", "SALESMEMO = description"),
-        ("dataAreaId", "usmf", "company from configuration"),
+        ("CustomerAccount", "ACC-01000-BVRCPS", "§4 Match key: 'Sales Account Number'"),
+        ("OrganizationName", "Fourth Coffee", "§13 Customer: 'name | name | OrganizationName'"),
+        ("CustomerGroupId", "10", "§4 CustomerGroupId: 'Template default 10'"),
+        ("LanguageId", "en-us", "§4 LanguageId: 'template default en-us'"),
+        ("SiteId", "1", "§4 SiteId: 'Template default 1'"),
+        ("WarehouseId", "13", "§4 WarehouseId: 'template default 13'"),
+        ("IsExternallyMaintained", "Yes", "§4 'Is Externally Maintained ... set to Yes'"),
+        (
+            "PartyType",
+            "Organization",
+            "§12 [DW] Customers V3 (accounts): 'PARTYTYPE << Organization'",
+        ),
+        (
+            "AddressStreet",
+            "1 Main St",
+            "§13 Customer: 'address (street, city, state, zip ...) | address1_*'",
+        ),
+        (
+            "AddressCity",
+            "Redmond",
+            "§13 Customer: 'address (street, city, state, zip ...) | address1_*'",
+        ),
+        (
+            "AddressState",
+            "WA",
+            "§13 Customer: 'address (street, city, state, zip ...) | address1_*'",
+        ),
+        (
+            "AddressZipCode",
+            "98052",
+            "§13 Customer: 'address (street, city, state, zip ...) | address1_*'",
+        ),
+        (
+            "AddressCountryRegionISOCode",
+            "USA",
+            "§4 'address country | AddressCountryRegionISOCode'",
+        ),
+        ("DeliveryAddressCountryRegionISOCode", "USA", "§4 'delivery address country'"),
+        (
+            "PrimaryContactPhone",
+            "555-0100",
+            "§4 [3P] 'CustomersV2 also exposes ... PrimaryContactEmail/Phone'",
+        ),
+        (
+            "PrimaryContactEmail",
+            "orders@fourthcoffee.example",
+            "§4 [3P] '... PrimaryContactEmail/Phone'",
+        ),
+        ("CreditLimit", 25000.0, "§12 [DW] Customers V3 (accounts): 'CREDITLIMIT = creditlimit'"),
+        (
+            "SalesMemo",
+            "Key account",
+            "no spec line: §0 'the full ... field lists are not reproduced'",
+        ),
+        ("dataAreaId", "usmf", "§1.1 'organization mapping ... legal entity (company)'"),
     ],
 )
 def test_every_field_of_a_full_account(target_field: str, expected: Any, why: str) -> None:
@@ -110,6 +146,8 @@ def test_defaults_of_a_minimal_account(target_field: str, expected: Any) -> None
     ],
 )
 def test_country_value_map(country: str, iso: str) -> None:
+    """§4 'address country | AddressCountryRegionISOCode | default USA' through the template's
+    country value map (§2: value maps are organisation-specific); unknown names pass through."""
     image = {**FULL_ACCOUNT, "address1_country": country}
     assert mapped(image).body["AddressCountryRegionISOCode"] == iso
 
