@@ -192,7 +192,7 @@ async def run_bridge(
                 context = FlowContext(
                     identities=await resolve_identities(reader, fno),
                     companies=settings.companies,
-                    resolver=LookupResolver(sales, metadata),
+                    resolver=LookupResolver(sales, metadata, fno_reader),
                     sources=sources,
                 )
                 sinks: dict[System, Sink] = {

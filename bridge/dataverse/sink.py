@@ -57,6 +57,9 @@ class DataverseSink:
         raise DependencyMissing(f"no {names} = {ref.value!r} in Sales yet")
 
     async def _find(self, candidate: BindCandidate, value: str) -> str | None:
+        if candidate.through is not None:
+            # not cached: the record another record points at can change (an order's owner)
+            return await self._find_through(candidate, value)
         cache_key = (candidate.entity_set, candidate.model_dump_json(), value.lower())
         if cache_key in self._ids:
             self._ids.move_to_end(cache_key)
@@ -77,6 +80,22 @@ class DataverseSink:
             while len(self._ids) > _CACHE_SIZE:
                 self._ids.popitem(last=False)
         return guid
+
+    async def _find_through(self, candidate: BindCandidate, value: str) -> str | None:
+        """The record of ``candidate.entity_set`` that the record named by ``value`` points
+        at through its lookup column (the owner of the order with that number), if that
+        record is of this candidate's table (an owner is a user or a team)."""
+        through = candidate.through
+        assert through is not None
+        clause = f"{through.match} eq {odata_literal(value)}"
+        params = {"$filter": clause, "$select": through.field, "$top": "1"}
+        rows = (await self._client.get_json(through.entity_set, params=params)).get("value", [])
+        pointed = rows[0].get(through.field) if rows else None
+        if not pointed:
+            return None
+        id_attribute = (await self._metadata.by_entity_set(candidate.entity_set)).primary_id
+        found = await self._read(f"{candidate.entity_set}({pointed})?$select={id_attribute}")
+        return str(pointed).lower() if found is not None else None
 
     async def _first(self, entity_set: str, clause: str, order_by: str | None) -> str | None:
         id_attribute = (await self._metadata.by_entity_set(entity_set)).primary_id
@@ -123,6 +142,8 @@ class DataverseSink:
                 return ApplyOutcome.UNCHANGED
             await self._client.request("DELETE", path, headers=_if_match(current))
             return ApplyOutcome.DELETED
+        if current is None and write.kind is WriteKind.UPDATE_IF_EXISTS:
+            return ApplyOutcome.UNCHANGED
         if current is None and write.kind is WriteKind.UPDATE:
             raise DependencyMissing(
                 f"{write.entity_set} {write.key_text} does not exist in Sales yet"

@@ -120,7 +120,11 @@ class FlowProcessor:
         if reason is not None:
             self._log(event, skipped=reason)
             return Processed(skipped=reason)
-        event = self._with_known_key(await self._enriched(event), known_key)
+        event, miss = await self._enriched(event)
+        if miss is not None:
+            self._log(event, skipped=miss)
+            return Processed(skipped=miss)
+        event = self._with_known_key(event, known_key)
         result = map_event(self.template, event, MappingContext(company=company))
         outcomes = [await self._sink.apply(write) for write in result.writes]
         if result.skipped:
@@ -137,12 +141,14 @@ class FlowProcessor:
             return event
         return replace(event, before={self.entity.business_key: known_key})
 
-    async def _enriched(self, event: ChangeEvent) -> ChangeEvent:
+    async def _enriched(self, event: ChangeEvent) -> tuple[ChangeEvent, str | None]:
+        """The event with its lookups resolved, and why it is outside the selection."""
         resolver = self._context.resolver
-        if not self.template.lookups or resolver is None or event.operation is Operation.DELETE:
-            return event
-        after = await resolver.enrich(self.template.lookups, event.image)
-        return replace(event, after=after)
+        has_lookups = self.template.lookups or self.template.fno_lookups
+        if not has_lookups or resolver is None or event.operation is Operation.DELETE:
+            return event, None
+        after, miss = await resolver.enrich(self.template, event.image)
+        return replace(event, after=after), miss
 
     async def _cascade(self, header: ChangeEvent) -> Cascade:
         """The current lines of a header, as snapshots for their line flows."""

@@ -81,6 +81,8 @@ class FnoSink:
     async def _apply_once(self, write: TargetWrite) -> ApplyOutcome:
         path = key_path(write.entity_set, write.key)
         current = await self.read(write.entity_set, write.key)
+        if current is None and write.kind is WriteKind.UPDATE_IF_EXISTS:
+            return ApplyOutcome.UNCHANGED
         if current is None and write.kind is WriteKind.UPDATE:
             raise DependencyMissing(
                 f"{write.entity_set} {write.key_text} does not exist in F&O yet"

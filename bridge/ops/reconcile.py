@@ -26,7 +26,7 @@ from bridge.contract.envelope import Capture, ChangeEvent, now_millis
 from bridge.engine.dead_letters import RawSender
 from bridge.engine.flow import Flow
 from bridge.errors import BridgeError, DependencyMissing
-from bridge.mapping.template import Lookup, Template
+from bridge.mapping.template import Template
 from bridge.ops.drift import (
     DriftReport,
     RecordDrift,
@@ -50,8 +50,11 @@ class DriftFound(BridgeError):
 class Enricher(Protocol):
     """Adds resolved lookup columns to Sales images (:class:`LookupResolver`)."""
 
-    async def enrich(self, lookups: Sequence[Lookup], image: Mapping[str, Any]) -> dict[str, Any]:
-        """A copy of ``image`` with every lookup's columns."""
+    async def enrich(
+        self, template: Template, image: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
+        """A copy of ``image`` with the template's lookup columns, and why the record is
+        outside the selection (mapping judges the selection again, so it is not used)."""
         ...
 
 
@@ -85,9 +88,10 @@ async def prepare(
 async def _enriched(
     template: Template, event: ChangeEvent, enricher: Enricher | None
 ) -> ChangeEvent:
-    if not template.lookups or enricher is None:
+    if not (template.lookups or template.fno_lookups) or enricher is None:
         return event
-    return replace(event, after=await enricher.enrich(template.lookups, event.image))
+    after, _ = await enricher.enrich(template, event.image)
+    return replace(event, after=after)
 
 
 async def reconcile(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +14,7 @@ from bridge.config import CompanySettings
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import Capture, Operation
 from bridge.errors import DependencyMissing
-from bridge.mapping.template import Lookup
+from bridge.mapping.template import Template
 from bridge.ops.drift import DriftReport
 from bridge.ops.headers import FORCE
 from bridge.ops.reconcile import drift_table, prepare, reconcile, repair
@@ -87,12 +87,14 @@ class FakeEnricher:
     def __init__(self) -> None:
         self.calls = 0
 
-    async def enrich(self, lookups: Sequence[Lookup], image: Mapping[str, Any]) -> dict[str, Any]:
+    async def enrich(
+        self, template: Template, image: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], str | None]:
         self.calls += 1
         guid = image.get("_transactioncurrencyid_value")
         if guid and guid != "eur-guid":
             raise DependencyMissing(f"_transactioncurrencyid_value {guid} names no currency")
-        return {**image, "currency.code": "EUR" if guid else None}
+        return {**image, "currency.code": "EUR" if guid else None}, None
 
 
 async def test_prepare_resolves_lookups_and_companies_like_the_processor() -> None:
