@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 
 from bridge.emulators.batch import BatchOperation, parse_batch, render_batch, run_batch
 from bridge.emulators.csdl import csdl
-from bridge.emulators.dataverse_collections import DataverseCollections
+from bridge.emulators.dataverse_collections import DataverseCollections, TableSource
 from bridge.emulators.dataverse_metadata import DataverseMetadata
 from bridge.emulators.dataverse_records import DataverseRecords
 from bridge.emulators.dataverse_tables import DataverseTables
@@ -51,7 +51,7 @@ class DataverseApi:
         self.tables = tables
         self.organization = organization
         self.records = DataverseRecords(tables)
-        self.collections = DataverseCollections(tables, max_page_size)
+        self.collections = DataverseCollections(max_page_size)
         self.metadata = DataverseMetadata(tables.registry)
 
     def dispatch(self, request: ApiRequest) -> ApiResponse:
@@ -101,10 +101,10 @@ class DataverseApi:
     ) -> ApiResponse:
         if rest:
             if len(rest) == 1 and rest[0].name == "$count" and request.method == "GET":
-                return self.collections.count(request, entity)
+                return self.collections.count(request, TableSource(self.tables, entity))
             raise _not_found(rest[0].name)
         if request.method == "GET":
-            return self.collections.read(request, entity)
+            return self.collections.read(request, TableSource(self.tables, entity))
         if request.method == "POST":
             return self.records.create(request, entity)
         raise _not_allowed(request.method)
