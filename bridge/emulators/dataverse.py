@@ -19,7 +19,7 @@ from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
 from bridge.emulators.dataverse_p2c import install_sales_behaviour
 from bridge.emulators.dataverse_seeds import seed_dataverse
 from bridge.emulators.dataverse_tables import DataverseTables
-from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog
+from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog, WorkerPool
 from bridge.emulators.errors import ApiError, dataverse_body
 from bridge.emulators.execution_context import Organization
 from bridge.emulators.faults import FaultInjector
@@ -63,7 +63,16 @@ class DataverseEmulator:
         install_registration_rules(self.tables)
         install_sales_behaviour(self.tables)
         self.deliveries = DeliveryLog()
-        self.dispatcher = DeliveryDispatcher(self.deliveries)
+        self.dispatcher = DeliveryDispatcher(
+            self.deliveries,
+            pools={
+                "webhook": WorkerPool(
+                    settings.webhook_workers,
+                    settings.webhook_reorder_window_seconds,
+                    settings.webhook_reorder_seed,
+                )
+            },
+        )
         self.webhooks = WebhookNotifier(
             self.tables, self.dispatcher, self.directory, settings, self.organization
         )

@@ -37,5 +37,8 @@ class EmulatorSettings(BaseSettings):
     token_lifetime_seconds: int = Field(default=3599, ge=1)
     webhook_timeout_seconds: float = Field(default=60.0, gt=0)
     webhook_retry_delay_seconds: float = Field(default=1.0, ge=0)
+    webhook_workers: int = Field(default=4, ge=1)
+    webhook_reorder_window_seconds: float = Field(default=0.0, ge=0)
+    webhook_reorder_seed: int | None = None
     fno_event_retries: int = Field(default=3, ge=0)
     fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)

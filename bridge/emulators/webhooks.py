@@ -5,7 +5,9 @@ and ``sdkmessageprocessingstepimages``; :func:`install_registration_rules` valid
 :class:`WebhookNotifier` listens to committed writes: for every enabled step whose message
 and filter match (Update: only if a ``filteringattributes`` column was written) it builds
 the RemoteExecutionContext immediately (images as of the write) and queues a POST to the
-endpoint's URL, one worker per endpoint so per-record order is kept. Auth per ``authtype``:
+endpoint's URL. Like Dataverse's asynchronous service, ``webhook_workers`` deliveries run
+concurrently, in no guaranteed order (one worker = submission order; a reorder window shuffles
+close deliveries). Auth per ``authtype``:
 4 WebhookKey ``?code=``, 5 HttpHeader headers, 6 HttpQueryString query parameters, from
 ``<settings><setting name="k" value="v" /></settings>``. 2xx = delivered; 502/503/504 get
 one more attempt; anything else or a timeout is recorded as a failed ``asyncoperation``

@@ -69,7 +69,10 @@ async def receiver() -> AsyncIterator[Receiver]:
         state.arrived.set()
         if state.delay_seconds:
             await asyncio.sleep(state.delay_seconds)
-        return web.Response(status=state.statuses.pop(0) if state.statuses else 200)
+        chosen = state.status_for(body) if state.status_for else None
+        if chosen is None:
+            chosen = state.statuses.pop(0) if state.statuses else 200
+        return web.Response(status=chosen)
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +77,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A local HTTP endpoint recording POSTs; answers with queued statuses (then 200)."""
+    """A local HTTP endpoint recording POSTs; answers with ``status_for(body)`` when that
+    gives a status, else with queued statuses (then 200)."""
 
     url: str
     requests: list[Received]
     statuses: list[int]
     delay_seconds: float = 0.0
+    status_for: Callable[[Any], int | None] | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
