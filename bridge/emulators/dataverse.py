@@ -1,5 +1,6 @@
 """The Dataverse (Dynamics 365 Sales) emulator: Web API under ``/api/data/v9.2/``, token
-endpoint, webhooks and the ``/_emulator`` control API, as one aiohttp application.
+endpoint, webhooks and the ``/_emulator`` control API, as one aiohttp application; once
+:meth:`DataverseEmulator.connect_fno` links an F&O emulator, also its virtual tables.
 
 ``DataverseEmulator(settings).app`` can be served by ``web.AppRunner`` or
 ``aiohttp.test_utils.TestServer``; its cleanup stops the webhook delivery workers.
@@ -23,10 +24,12 @@ from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog, WorkerPoo
 from bridge.emulators.errors import ApiError, dataverse_body
 from bridge.emulators.execution_context import Organization
 from bridge.emulators.faults import FaultInjector
+from bridge.emulators.fno_tables import FnoTables
 from bridge.emulators.principals import PrincipalDirectory, stable_id
 from bridge.emulators.protocol import ApiRequest, to_web_response
 from bridge.emulators.settings import EmulatorSettings
 from bridge.emulators.store import RecordStore
+from bridge.emulators.virtual_tables import VirtualTables
 from bridge.emulators.web_support import AppParts, build_app
 from bridge.emulators.webhooks import WebhookNotifier, install_registration_rules
 
@@ -80,6 +83,7 @@ class DataverseEmulator:
         self.faults = FaultInjector((API_PREFIX,))
         self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
         self.api = DataverseApi(self.tables, self.organization, settings.dataverse_max_page_size)
+        self.virtual: VirtualTables | None = None
         self._seed()
         self.app = build_app(
             AppParts(
@@ -100,9 +104,19 @@ class DataverseEmulator:
                     dispatcher=self.dispatcher,
                     directory=self.directory,
                     reset=self.reset,
+                    tracked_stores=self._tracked_stores,
                 ),
             )
         )
+
+    def connect_fno(self, fno: FnoTables) -> None:
+        """Power Platform integration with an F&O environment: its entities become virtual
+        tables ``mserp_*`` (read live from ``fno``)."""
+        self.virtual = VirtualTables(fno)
+        self.api.connect(self.virtual)
+
+    def _tracked_stores(self) -> list[RecordStore]:
+        return [self.store] + ([self.virtual.fno.store] if self.virtual else [])
 
     def reset(self) -> None:
         """Back to a freshly seeded organization: no records, registrations, faults or logs."""

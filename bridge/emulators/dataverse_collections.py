@@ -67,6 +67,10 @@ class RowSource(Protocol):
     def store(self) -> RecordStore:
         """The store holding the rows, their versions and change log."""
 
+    @property
+    def stored_as(self) -> str:
+        """The entity name the store keeps the rows under."""
+
     def rows(self) -> list[StoredRecord]:
         """Every row now."""
 
@@ -97,6 +101,11 @@ class TableSource:
     def store(self) -> RecordStore:
         """The organization's store."""
         return self.tables.store
+
+    @property
+    def stored_as(self) -> str:
+        """The table's logical name."""
+        return self.entity.name
 
     def rows(self) -> list[StoredRecord]:
         """Every row now."""
@@ -328,14 +337,14 @@ class DataverseCollections:
         select: Sequence[str] | None,
     ) -> dict[str, Any]:
         entry = change.entry
-        current = source.store.get(source.entity.name, entry.key)
+        current = source.store.get(source.stored_as, entry.key)
         if change.phase == UPSERTS and current is not None and current.row_id == entry.row_id:
             return source.render(request, current, select)
         context = f"{request.service_root}$metadata#{source.entity.entity_set}/$deletedEntity"
         return {"@odata.context": context, "id": str(change.identity), "reason": "deleted"}
 
     def _changes(self, source: RowSource, after: int, upto: int) -> list[Change]:
-        entries = source.store.changes_between(source.entity.name, after, upto)
+        entries = source.store.changes_between(source.stored_as, after, upto)
         return latest_changes(entries, source.record_id)
 
     def _token_version(self, store: RecordStore, token: str) -> int:

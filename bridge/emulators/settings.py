@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _WEEK = 7 * 24 * 3600.0
+_TEN_DAYS = 10 * 24 * 3600.0
 
 
 class EmulatorSettings(BaseSettings):
@@ -31,6 +32,7 @@ class EmulatorSettings(BaseSettings):
     )
     default_accounting_currency: str = "USD"
     change_tracking_retention_seconds: float = Field(default=_WEEK, gt=0)
+    fno_change_tracking_retention_seconds: float = Field(default=_TEN_DAYS, gt=0)
     dataverse_max_page_size: int = Field(default=5000, ge=1)
     fno_page_size: int = Field(default=10_000, ge=1)
     fno_modified_datetime_field: str = ""
