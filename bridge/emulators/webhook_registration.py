@@ -42,14 +42,15 @@ WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING = 4, 5, 6
 _SETTING = re.compile(r'<setting\s+name="([^"]*)"\s+value="([^"]*)"\s*/>')
 
 
-def parse_settings(xml: str) -> dict[str, str]:
-    """``<settings><setting name="k" value="v" /></settings>`` as a dict (400 if malformed)."""
+def parse_settings(xml: str, column: str = "authvalue") -> dict[str, str]:
+    """``<settings><setting name="k" value="v" /></settings>`` as a dict (400 naming
+    ``column`` if malformed)."""
     text = xml.strip()
     pairs = _SETTING.findall(text)
     if not text.startswith("<settings>") or not text.endswith("</settings>") or not pairs:
         raise ApiError(
             400,
-            'The authvalue must be <settings><setting name="..." value="..." /></settings>.',
+            f'The {column} must be <settings><setting name="..." value="..." /></settings>.',
             code="0x80040203",
         )
     return {html.unescape(name): html.unescape(value) for name, value in pairs}
@@ -131,4 +132,4 @@ def _check_data_event_step(values: Mapping[str, Any]) -> None:
     if values.get("mode", 0) != 1 or values.get("stage", 40) != 40:
         raise ApiError(400, NOT_ALLOWED_MESSAGE, code=NOT_ALLOWED_CODE)
     if values.get("configuration"):
-        parse_settings(str(values["configuration"]))
+        parse_settings(str(values["configuration"]), "configuration")

@@ -271,3 +271,31 @@ async def test_messages_and_filters_are_found_by_name(linked: LinkedHarness) -> 
         "GET", f"{API}/sdkmessages?$filter=name eq 'OnExternalUpdated'"
     )
     assert len(again["value"]) == 1
+
+
+async def test_a_malformed_legal_entity_configuration_is_refused(
+    linked: LinkedHarness, receiver: Receiver
+) -> None:
+    status, body = await register_step(
+        linked.sales, receiver.url, "OnExternalCreated", CUSTOMER, configuration="usmf"
+    )
+    assert status == 400
+    assert body["error"]["message"].startswith("The configuration must be <settings>")
+
+
+async def test_a_failed_data_event_is_a_failed_system_job(
+    linked: LinkedHarness, receiver: Receiver
+) -> None:
+    step_id = await subscribe(linked, receiver.url, "OnExternalCreated")
+    receiver.statuses = [500]
+    await create_customer(linked)
+    await receiver.wait_for(1)
+    await linked.sales.emulator.dispatcher.wait_idle()
+    _, jobs = await linked.sales.json(
+        "GET",
+        f"{API}/asyncoperations?$filter=statuscode eq 31 and _owningextensionid_value eq {step_id}",
+    )
+    [job] = jobs["value"]
+    assert job["messagename"] == "OnExternalCreated"
+    assert job["primaryentitytype"] == CUSTOMER
+    assert job["_regardingobjectid_value"] is None
