@@ -113,7 +113,8 @@ class TableSource:
 
     def resolve(self, record: StoredRecord, web_name: str) -> Any:
         """A property by Web API name (``_x_value`` for lookups)."""
-        return self.tables.resolver(self.entity)(record, web_name)
+        field = self.entity.web_field(web_name)
+        return self.tables.value_of(self.entity, record, field.name) if field else None
 
     def render(
         self,

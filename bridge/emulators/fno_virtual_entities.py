@@ -22,7 +22,7 @@ examples in the Human Resources virtual-entity articles (see docs/emulators.md f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -131,12 +131,14 @@ def _key_text(value: Any) -> str:
 
 @dataclass(frozen=True)
 class VirtualTable:
-    """One F&O data entity as a Dataverse virtual table."""
+    """One F&O data entity as a Dataverse virtual table; ``columns`` maps F&O field names to
+    column names, ``sources`` the other way."""
 
     fno: EntityDef
     entity: EntityDef
     data_entity_id: int
     columns: Mapping[str, str]
+    sources: Mapping[str, str]
     options: OptionSets
 
     @property
@@ -160,6 +162,17 @@ class VirtualTable:
         values[PRIMARY_FIELD] = self.primary_field(view)
         values[VERSION_NUMBER] = record.version
         return values
+
+    def cell(self, record: StoredRecord, read: Callable[[str], Any], column: str) -> Any:
+        """One column of a record; ``read(field)`` reads an F&O field as read now."""
+        if column == self.primary_id:
+            return self.record_id(record.row_id)
+        if column == VERSION_NUMBER:
+            return record.version
+        if column == PRIMARY_FIELD:
+            return self.primary_field({name: read(name) for name in self.fno.keys})
+        source = self.sources.get(column)
+        return self.value(self.fno.fields[source], read(source)) if source else None
 
     def value(self, field: FieldDef, value: Any) -> Any:
         """An F&O value as the virtual column shows it."""
@@ -218,6 +231,7 @@ def virtual_table(fno: EntityDef, options: OptionSets) -> VirtualTable:
         entity=entity,
         data_entity_id=DATA_ENTITY_IDS.get(fno.entity_set, 0x3A00),
         columns={name: column.name for name, column in columns.items()},
+        sources={column.name: name for name, column in columns.items()},
         options=options,
     )
 

@@ -75,8 +75,11 @@ class VirtualSource:
         return self.table.row(record, self.tables.view(self.table.fno, record))
 
     def resolve(self, record: StoredRecord, web_name: str) -> Any:
-        """One column of a record."""
-        return self.row(record).get(web_name)
+        """One column of a record (for ``$filter``/``$orderby``)."""
+        fno = self.table.fno
+        return self.table.cell(
+            record, lambda name: self.tables.read_value(fno, record, name), web_name
+        )
 
     def render(
         self,

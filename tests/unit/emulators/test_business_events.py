@@ -252,6 +252,24 @@ async def test_data_change_events_can_be_switched_off(receiver: Receiver) -> Non
         )
         assert status == 400
         assert "does not exist" in body["error"]["innererror"]["message"]
+        status, body = await fno.json(
+            "POST",
+            "/data/BusinessEventsActivations",
+            json={
+                "BusinessEventId": "SalesInvoicePostedBusinessEvent",
+                "EndpointName": "bridge",
+                "LegalEntity": "",
+            },
+        )
+        assert status == 201, body
         await create_customer(fno, "US-001")
+        status, _ = await fno.json(
+            "POST",
+            "/data/SalesInvoiceHeadersV2",
+            json={"InvoiceCustomerAccountNumber": "US-001", "InvoiceDate": "2026-01-05T12:00:00Z"},
+        )
+        assert status == 201
         await emulator.dispatcher.wait_idle()
-        assert receiver.requests == []
+        assert [r.body["BusinessEventId"] for r in receiver.requests] == [
+            "SalesInvoicePostedBusinessEvent"
+        ]
