@@ -7,7 +7,8 @@ POST     /_emulator/reset                    forget all data, registrations, log
 GET      /_emulator/faults                   active fault rules
 POST     /_emulator/faults                   add a fault rule (see :mod:`.faults`)
 DELETE   /_emulator/faults                   remove every fault rule
-POST     /_emulator/change-tracking/expire   expire every issued delta token
+POST     /_emulator/change-tracking/expire   expire every issued delta token (Dataverse:
+                                             virtual tables' too)
 GET      /_emulator/deliveries               webhook/business-event outcomes (``?wait=1``
                                              first waits up to 10 s for queued deliveries)
 GET      /_emulator/principals               known principals and their derived ids
@@ -45,6 +46,11 @@ class AdminTarget:
     directory: PrincipalDirectory
     reset: Callable[[], None]
     extra_routes: list[web.RouteDef] = field(default_factory=list)
+    tracked_stores: Callable[[], list[RecordStore]] | None = None
+
+    def stores_to_expire(self) -> list[RecordStore]:
+        """The stores whose change-tracking tokens this emulator issues."""
+        return self.tracked_stores() if self.tracked_stores else [self.store]
 
 
 def _loopback_only(
@@ -96,7 +102,8 @@ def admin_routes(target: AdminTarget) -> list[web.RouteDef]:
         return web.json_response({"faults": []})
 
     async def expire(_: web.Request) -> web.Response:
-        target.store.expire_change_tracking()
+        for store in target.stores_to_expire():
+            store.expire_change_tracking()
         return web.json_response({"status": "expired", "floor_version": target.store.version})
 
     async def deliveries(request: web.Request) -> web.Response:

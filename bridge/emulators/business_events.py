@@ -1,7 +1,9 @@
 """F&O business events: catalog, endpoints, activations, raising and delivery (B.4).
 
 Every committed write to an emulated entity raises the data-change event
-``<EntitySet>Changed`` (an emulator convention: real F&O has no such events out of the box)
+``<EntitySet>Changed`` (an emulator convention: real F&O has no such events out of the box;
+setting ``fno_data_change_business_events`` false removes them from the catalog and stops
+raising them, leaving data events, :mod:`bridge.emulators.data_events`, as the real way)
 whose contract adds ``EntityName``, ``ChangeType`` (Created/Updated/Deleted),
 ``DataAreaId``, the record's natural key fields and ``RecordVersion`` to the documented flat
 envelope. Application events hang off :data:`APPLICATION_EVENTS` (e.g.
@@ -22,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from bridge.emulators.delivery import Delivery, DeliveryDispatcher, DeliveryResult, RetryPolicy
-from bridge.emulators.entities import EntityRegistry
+from bridge.emulators.entities import EntityDef, EntityRegistry
 from bridge.emulators.odata_values import wcf_date
 from bridge.emulators.principals import SYSTEM, PrincipalDirectory
 from bridge.emulators.settings import EmulatorSettings
@@ -69,6 +71,22 @@ APPLICATION_EVENTS: tuple[ApplicationEvent, ...] = (
         "Sales invoice posted (raised when a SalesInvoiceHeadersV2 record is created)",
     ),
 )
+
+
+def _change_contract(
+    entity: EntityDef, event: WriteEvent, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    contract: dict[str, Any] = {
+        "EntityName": entity.entity_set,
+        "ChangeType": _CHANGE_TYPES[event.op],
+        "DataAreaId": values.get("dataAreaId", ""),
+    }
+    for key in entity.keys:
+        if key != "dataAreaId":
+            value = values.get(key)
+            contract[key] = _date(value) if isinstance(value, datetime | date) else value
+    contract["RecordVersion"] = event.version
+    return contract
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,11 @@ class BusinessEvents:
         self._control_number = FIRST_CONTROL_NUMBER - 1
         self._next_error = 1
 
+    @property
+    def data_change_events(self) -> bool:
+        """Whether the emulator-only ``<EntitySet>Changed`` events exist."""
+        return self.settings.fno_data_change_business_events
+
     def catalog(self) -> list[dict[str, str]]:
         """Every business event that can be activated."""
         rows = [
@@ -129,6 +152,7 @@ class BusinessEvents:
                 "Description": f"A record of {entity.entity_set} was created, updated or deleted.",
             }
             for entity in self.registry
+            if self.data_change_events
         ]
         rows += [
             {
@@ -153,18 +177,10 @@ class BusinessEvents:
         entity = self.registry.get(event.entity)
         if entity is None:
             return
-        contract: dict[str, Any] = {
-            "EntityName": entity.entity_set,
-            "ChangeType": _CHANGE_TYPES[event.op],
-            "DataAreaId": values.get("dataAreaId", ""),
-        }
-        for key in entity.keys:
-            if key != "dataAreaId":
-                value = values.get(key)
-                contract[key] = _date(value) if isinstance(value, datetime | date) else value
-        contract["RecordVersion"] = event.version
         company = str(values.get("dataAreaId", ""))
-        self.raise_event(f"{entity.entity_set}Changed", company, contract, event.principal)
+        if self.data_change_events:
+            contract = _change_contract(entity, event, values)
+            self.raise_event(f"{entity.entity_set}Changed", company, contract, event.principal)
         for application in APPLICATION_EVENTS:
             if application.entity_set == event.entity and application.op is event.op:
                 self.raise_event(

@@ -1,5 +1,7 @@
 """The Dataverse (Dynamics 365 Sales) emulator: Web API under ``/api/data/v9.2/``, token
-endpoint, webhooks and the ``/_emulator`` control API, as one aiohttp application.
+endpoint, webhooks and the ``/_emulator`` control API, as one aiohttp application; once
+:meth:`DataverseEmulator.connect_fno` links an F&O emulator, also its virtual tables and
+data events.
 
 ``DataverseEmulator(settings).app`` can be served by ``web.AppRunner`` or
 ``aiohttp.test_utils.TestServer``; its cleanup stops the webhook delivery workers.
@@ -14,21 +16,25 @@ from multidict import CIMultiDict
 
 from bridge.emulators.admin import AdminTarget
 from bridge.emulators.auth import PRINCIPAL_KEY, TokenIssuer
+from bridge.emulators.data_events import DataEvents
 from bridge.emulators.dataverse_api import DataverseApi
 from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
 from bridge.emulators.dataverse_p2c import install_sales_behaviour
-from bridge.emulators.dataverse_seeds import seed_dataverse
+from bridge.emulators.dataverse_seeds import seed_data_event_messages, seed_dataverse
 from bridge.emulators.dataverse_tables import DataverseTables
-from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog
+from bridge.emulators.delivery import DeliveryDispatcher, DeliveryLog, WorkerPool
 from bridge.emulators.errors import ApiError, dataverse_body
 from bridge.emulators.execution_context import Organization
 from bridge.emulators.faults import FaultInjector
+from bridge.emulators.fno_tables import FnoTables
 from bridge.emulators.principals import PrincipalDirectory, stable_id
 from bridge.emulators.protocol import ApiRequest, to_web_response
 from bridge.emulators.settings import EmulatorSettings
 from bridge.emulators.store import RecordStore
+from bridge.emulators.virtual_tables import VirtualTables
 from bridge.emulators.web_support import AppParts, build_app
-from bridge.emulators.webhooks import WebhookNotifier, install_registration_rules
+from bridge.emulators.webhook_registration import install_registration_rules
+from bridge.emulators.webhooks import WebhookNotifier
 
 API_PREFIX = "/api/data/"
 THROTTLE_MESSAGE = "Number of requests exceeded the limit of 6000 over time window of 300 seconds."
@@ -63,7 +69,16 @@ class DataverseEmulator:
         install_registration_rules(self.tables)
         install_sales_behaviour(self.tables)
         self.deliveries = DeliveryLog()
-        self.dispatcher = DeliveryDispatcher(self.deliveries)
+        self.dispatcher = DeliveryDispatcher(
+            self.deliveries,
+            pools={
+                "webhook": WorkerPool(
+                    settings.webhook_workers,
+                    settings.webhook_reorder_window_seconds,
+                    settings.webhook_reorder_seed,
+                )
+            },
+        )
         self.webhooks = WebhookNotifier(
             self.tables, self.dispatcher, self.directory, settings, self.organization
         )
@@ -71,6 +86,7 @@ class DataverseEmulator:
         self.faults = FaultInjector((API_PREFIX,))
         self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
         self.api = DataverseApi(self.tables, self.organization, settings.dataverse_max_page_size)
+        self.virtual: VirtualTables | None = None
         self._seed()
         self.app = build_app(
             AppParts(
@@ -91,9 +107,22 @@ class DataverseEmulator:
                     dispatcher=self.dispatcher,
                     directory=self.directory,
                     reset=self.reset,
+                    tracked_stores=self._tracked_stores,
                 ),
             )
         )
+
+    def connect_fno(self, fno: FnoTables) -> None:
+        """Power Platform integration with an F&O environment: its entities become virtual
+        tables ``mserp_*`` (read live from ``fno``) and its writes raise data events
+        (``OnExternalCreated/Updated/Deleted``) through this organization's webhooks."""
+        self.virtual = VirtualTables(fno)
+        self.api.connect(self.virtual)
+        fno.store.subscribe(DataEvents(self.virtual, self.webhooks).on_write)
+        seed_data_event_messages(self.tables, self.virtual.entities)
+
+    def _tracked_stores(self) -> list[RecordStore]:
+        return [self.store] + ([self.virtual.fno.store] if self.virtual else [])
 
     def reset(self) -> None:
         """Back to a freshly seeded organization: no records, registrations, faults or logs."""
@@ -121,3 +150,5 @@ class DataverseEmulator:
 
     def _seed(self) -> None:
         seed_dataverse(self.tables, self.directory, self.organization, self.settings.tenant)
+        if self.virtual is not None:
+            seed_data_event_messages(self.tables, self.virtual.entities)

@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 
 from bridge.emulators.batch import BatchOperation, parse_batch, render_batch, run_batch
 from bridge.emulators.csdl import csdl
-from bridge.emulators.dataverse_collections import DataverseCollections
+from bridge.emulators.dataverse_collections import DataverseCollections, TableSource
 from bridge.emulators.dataverse_metadata import DataverseMetadata
 from bridge.emulators.dataverse_records import DataverseRecords
 from bridge.emulators.dataverse_tables import DataverseTables
@@ -23,6 +23,7 @@ from bridge.emulators.errors import ApiError, dataverse_body
 from bridge.emulators.execution_context import Organization
 from bridge.emulators.keys import Segment, split_path
 from bridge.emulators.protocol import ODATA_HEADERS, ApiRequest, ApiResponse, json_response
+from bridge.emulators.virtual_tables import VirtualSource, VirtualTables, read_only
 
 MAX_BATCH_OPERATIONS = 1000
 
@@ -51,8 +52,14 @@ class DataverseApi:
         self.tables = tables
         self.organization = organization
         self.records = DataverseRecords(tables)
-        self.collections = DataverseCollections(tables, max_page_size)
+        self.collections = DataverseCollections(max_page_size)
         self.metadata = DataverseMetadata(tables.registry)
+        self.virtual: VirtualTables | None = None
+
+    def connect(self, virtual: VirtualTables) -> None:
+        """Serve the finance and operations virtual tables too."""
+        self.virtual = virtual
+        self.metadata = DataverseMetadata(virtual.registry(self.tables.registry))
 
     def dispatch(self, request: ApiRequest) -> ApiResponse:
         """Answer one request."""
@@ -72,7 +79,10 @@ class DataverseApi:
             return self._platform(request, segments)
         entity = self.tables.registry.by_set(head.name)
         if entity is None:
-            raise _not_found(head.name)
+            source = self.virtual.by_set(head.name) if self.virtual else None
+            if source is None:
+                raise _not_found(head.name)
+            return self._virtual(request, source, head.key, segments[1:])
         if head.key is None:
             return self._collection(request, entity, segments[1:])
         return self._record(request, entity, head.key, segments[1:])
@@ -84,7 +94,8 @@ class DataverseApi:
         if request.method != "GET":
             raise _not_allowed(request.method)
         if name == "$metadata":
-            document = csdl(self.tables.registry, "Microsoft.Dynamics.CRM", "System")
+            actions = self.virtual.csdl_actions() if self.virtual else []
+            document = csdl(self.metadata.registry, "Microsoft.Dynamics.CRM", "System", actions)
             return ApiResponse(
                 200, raw=document, content_type="application/xml", headers=dict(ODATA_HEADERS)
             )
@@ -101,13 +112,27 @@ class DataverseApi:
     ) -> ApiResponse:
         if rest:
             if len(rest) == 1 and rest[0].name == "$count" and request.method == "GET":
-                return self.collections.count(request, entity)
+                return self.collections.count(request, TableSource(self.tables, entity))
             raise _not_found(rest[0].name)
         if request.method == "GET":
-            return self.collections.read(request, entity)
+            return self.collections.read(request, TableSource(self.tables, entity))
         if request.method == "POST":
             return self.records.create(request, entity)
         raise _not_allowed(request.method)
+
+    def _virtual(
+        self, request: ApiRequest, source: VirtualSource, key: str | None, rest: list[Segment]
+    ) -> ApiResponse:
+        assert self.virtual is not None
+        if rest:
+            if key is None and [s.name for s in rest] == ["$count"] and request.method == "GET":
+                return self.collections.count(request, source)
+            raise _not_found(rest[0].name)
+        if key is not None:
+            return self.virtual.record(request, source, key)
+        if request.method == "GET":
+            return self.collections.read(request, source)
+        raise read_only()
 
     def _record(
         self, request: ApiRequest, entity: EntityDef, key: str, rest: list[Segment]
@@ -127,7 +152,7 @@ class DataverseApi:
     def _service_document(self, request: ApiRequest) -> ApiResponse:
         value = [
             {"name": e.entity_set, "kind": "EntitySet", "url": e.entity_set}
-            for e in self.tables.registry
+            for e in self.metadata.registry
         ]
         return json_response({"@odata.context": f"{request.service_root}$metadata", "value": value})
 

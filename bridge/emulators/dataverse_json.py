@@ -45,7 +45,8 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def _formatted(field: FieldDef, value: Any) -> str | None:
+def formatted_value(field: FieldDef, value: Any) -> str | None:
+    """The ``FormattedValue`` annotation of a value (``None`` when it has none)."""
     if field.kind in OPTION_KINDS:
         return field.options.get(value)
     if field.kind is FieldKind.BOOLEAN:
@@ -110,7 +111,7 @@ class DataverseRenderer:
         if isinstance(value, LookupRef):
             self._lookup_annotations(body, field, value)
             return
-        text = _formatted(field, value) if self.prefer.wants_annotation(FORMATTED) else None
+        text = formatted_value(field, value) if self.prefer.wants_annotation(FORMATTED) else None
         if text is not None:
             body[f"{field.web_name}@{FORMATTED}"] = text
 

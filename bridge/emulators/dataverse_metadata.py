@@ -67,8 +67,8 @@ def metadata_class(field: FieldDef) -> str:
 
 
 def entity_metadata(entity: EntityDef) -> dict[str, Any]:
-    """The ``EntityMetadata`` of a table."""
-    return {
+    """The ``EntityMetadata`` of a table (virtual tables name their external entity)."""
+    body: dict[str, Any] = {
         "MetadataId": stable_id("entity", entity.name),
         "LogicalName": entity.name,
         "SchemaName": entity.name.capitalize(),
@@ -78,10 +78,15 @@ def entity_metadata(entity: EntityDef) -> dict[str, Any]:
         "PrimaryNameAttribute": entity.primary_name,
         "ObjectTypeCode": entity.object_type_code,
         "ChangeTrackingEnabled": entity.change_tracking,
-        "IsCustomEntity": False,
+        "IsCustomEntity": bool(entity.external_name),
         "OwnershipType": "OrganizationOwned" if entity.organization_owned else "UserOwned",
         "DisplayName": label(entity.name.capitalize()),
+        "TableType": "Virtual" if entity.external_name else "Standard",
     }
+    if entity.external_name:
+        body["ExternalName"] = entity.external_name
+        body["ExternalCollectionName"] = entity.external_name
+    return body
 
 
 def _required_level(entity: EntityDef, field: FieldDef) -> str:
@@ -111,17 +116,24 @@ def attribute_metadata(entity: EntityDef, field: FieldDef) -> dict[str, Any]:
     }
     if field.max_length is not None:
         body["MaxLength"] = field.max_length
+    if field.external_name:
+        body["ExternalName"] = field.external_name
     if field.is_lookup:
         body["Targets"] = list(field.targets)
     return body
 
 
 def option_set(entity: EntityDef, field: FieldDef) -> dict[str, Any]:
-    """The ``OptionSet`` of a choice, state, status or two-option column."""
+    """The ``OptionSet`` of a choice, state, status or two-option column; an F&O enum of a
+    virtual table is a global option set whose options carry the enum symbol as
+    ``ExternalValue``."""
+    shared = bool(field.external_name and field.enum_type)
     body: dict[str, Any] = {
-        "MetadataId": stable_id("optionset", entity.name, field.name),
-        "Name": f"{entity.name}_{field.name}",
-        "IsGlobal": False,
+        "MetadataId": stable_id(
+            "optionset", *((field.enum_type,) if shared else (entity.name, field.name))
+        ),
+        "Name": f"mserp_{field.enum_type.lower()}" if shared else f"{entity.name}_{field.name}",
+        "IsGlobal": shared,
         "OptionSetType": _attribute_type(field),
     }
     if field.kind is FieldKind.BOOLEAN:
@@ -131,6 +143,8 @@ def option_set(entity: EntityDef, field: FieldDef) -> dict[str, Any]:
     options = []
     for value, text in field.options.items():
         option: dict[str, Any] = {"Value": value, "Label": label(text)}
+        if shared:
+            option["ExternalValue"] = text
         if field.kind is FieldKind.STATUS:
             option["State"] = field.option_states.get(value)
         options.append(option)

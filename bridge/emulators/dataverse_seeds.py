@@ -2,16 +2,21 @@
 
 Seeded rows are written by SYSTEM and not counted in write statistics: the root business
 unit, one ``systemuser`` per principal, the ``sdkmessages`` Create/Update/Delete and their
-``sdkmessagefilters`` per Sales table, the USD and EUR currencies, the "Default Unit" unit
+``sdkmessagefilters`` per Sales table (and, with F&O connected, OnExternalCreated/Updated/
+Deleted with a filter per virtual table), the USD and EUR currencies, the "Default Unit" unit
 group with its units and the "CRM Service USA (sample)" price list. Ids are stable
 (``uuid5``) so tests can predict them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from bridge.emulators.dataverse_entities import sales_entities
 from bridge.emulators.dataverse_tables import DataverseTables
+from bridge.emulators.entities import EntityDef
 from bridge.emulators.execution_context import Organization
+from bridge.emulators.fno_virtual_entities import DATA_EVENT_MESSAGES
 from bridge.emulators.odata_values import LookupRef
 from bridge.emulators.principals import PrincipalDirectory, stable_id
 
@@ -50,12 +55,14 @@ def _seed_users(
         )
 
 
-def _seed_messages(tables: DataverseTables) -> None:
-    for message in MESSAGES:
+def _seed_messages(
+    tables: DataverseTables, messages: Sequence[str], entities: Sequence[EntityDef]
+) -> None:
+    for message in messages:
         tables.seed(
             "sdkmessage", {"sdkmessageid": message_id(message), "name": message, "isprivate": False}
         )
-        for entity in sales_entities():
+        for entity in entities:
             tables.seed(
                 "sdkmessagefilter",
                 {
@@ -118,5 +125,11 @@ def seed_dataverse(
 ) -> None:
     """Insert the reference data (idempotent per empty store)."""
     _seed_users(tables, directory, organization, tenant)
-    _seed_messages(tables)
+    _seed_messages(tables, MESSAGES, sales_entities())
     _seed_sales_reference(tables)
+
+
+def seed_data_event_messages(tables: DataverseTables, virtual: Sequence[EntityDef]) -> None:
+    """The ``OnExternalCreated/Updated/Deleted`` messages and their filter per virtual table
+    (data events: the virtual tables' event support is enabled)."""
+    _seed_messages(tables, DATA_EVENT_MESSAGES, virtual)

@@ -1,16 +1,21 @@
-"""Asynchronous outbound HTTP deliveries (webhooks, business events), in order per channel.
+"""Asynchronous outbound HTTP deliveries (webhooks, business events).
 
 Contract: :meth:`DeliveryDispatcher.submit` never blocks and never raises for delivery
-problems. Each channel (a webhook endpoint, a business-event endpoint) has one worker task,
-so deliveries to it happen one at a time in submission order. A delivery is retried per its
-:class:`RetryPolicy`; the outcome is appended to the :class:`DeliveryLog` and, on final
-failure, passed to the delivery's ``on_failure`` callback. :meth:`DeliveryDispatcher.stop`
-cancels the workers and closes the HTTP session, leaving no task behind.
+problems. A delivery whose ``kind`` has a :class:`WorkerPool` goes to that pool's one queue,
+served by ``workers`` concurrent tasks: deliveries overlap and finish in no guaranteed order
+(Dataverse's asynchronous service, dynamics-apis.md A.9), and with a reorder window each waits
+a random time before its first attempt, so close ones overtake each other. Any other delivery
+goes to its channel's queue (a business-event endpoint), served by one task in submission
+order. A delivery is retried per its :class:`RetryPolicy` by the task that holds it; the
+outcome is appended to the :class:`DeliveryLog` and, on final failure, passed to the
+delivery's ``on_failure`` callback. :meth:`DeliveryDispatcher.stop` cancels the workers and
+closes the HTTP session, leaving no task behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,6 +47,17 @@ class RetryPolicy:
         if self.retry_statuses is None:
             return True
         return status is not None and status in self.retry_statuses
+
+
+@dataclass(frozen=True)
+class WorkerPool:
+    """Concurrent delivery of one kind: ``workers`` tasks share a queue; each delivery waits
+    a random ``0..reorder_window_seconds`` before its first attempt (``seed`` makes that
+    reproducible)."""
+
+    workers: int
+    reorder_window_seconds: float = 0.0
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -102,22 +118,32 @@ class DeliveryLog:
 
 
 class DeliveryDispatcher:
-    """Per-channel queues and workers; see the module docstring for the contract."""
+    """Queues and workers per pool or channel; see the module docstring for the contract."""
 
-    def __init__(self, delivery_log: DeliveryLog) -> None:
+    def __init__(
+        self, delivery_log: DeliveryLog, pools: Mapping[str, WorkerPool] | None = None
+    ) -> None:
         self._log = delivery_log
+        self._pools = dict(pools or {})
+        self._random = {kind: random.Random(pool.seed) for kind, pool in self._pools.items()}
         self._queues: dict[str, asyncio.Queue[Delivery]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._workers: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
 
     def submit(self, delivery: Delivery) -> None:
-        """Queue ``delivery`` behind earlier ones of the same channel."""
-        queue = self._queues.get(delivery.channel)
+        """Queue ``delivery`` in its kind's pool, else behind earlier ones of its channel."""
+        pool = self._pools.get(delivery.kind)
+        name = f"pool:{delivery.kind}" if pool else delivery.channel
+        queue = self._queues.get(name)
         if queue is None:
-            queue = self._queues[delivery.channel] = asyncio.Queue()
-            self._workers[delivery.channel] = asyncio.create_task(
-                self._work(queue), name=f"emulator-delivery-{delivery.channel}"
-            )
+            queue = self._queues[name] = asyncio.Queue()
+            for index in range(pool.workers if pool else 1):
+                self._workers.append(
+                    asyncio.create_task(
+                        self._work(queue, delivery.kind if pool else None),
+                        name=f"emulator-delivery-{name}-{index}",
+                    )
+                )
         queue.put_nowait(delivery)
 
     async def wait_idle(self) -> None:
@@ -130,20 +156,23 @@ class DeliveryDispatcher:
 
     async def stop(self) -> None:
         """Cancel the workers, drop queued deliveries and close the HTTP session."""
-        workers = list(self._workers.values())
+        workers, self._workers = self._workers, []
         for worker in workers:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-        self._workers.clear()
         self._queues.clear()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    async def _work(self, queue: asyncio.Queue[Delivery]) -> None:
+    async def _work(self, queue: asyncio.Queue[Delivery], pool_kind: str | None) -> None:
+        pool = self._pools.get(pool_kind) if pool_kind else None
         while True:
             delivery = await queue.get()
             try:
+                if pool is not None and pool.reorder_window_seconds > 0:
+                    rng = self._random[delivery.kind]
+                    await asyncio.sleep(rng.uniform(0, pool.reorder_window_seconds))
                 result = await self._deliver(delivery)
                 self._finish(delivery, result)
             finally:

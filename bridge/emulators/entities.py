@@ -55,6 +55,7 @@ class FieldDef:
     symbols = any symbol accepted). ``option_states`` maps each status value to its state.
     ``readable`` false makes a write-only attribute (Dataverse
     ``serviceendpoint.authvalue``); ``writable`` false makes writes of it silently ignored.
+    ``external_name`` is the source field of a virtual-table column (F&O field name).
     """
 
     name: str
@@ -70,6 +71,7 @@ class FieldDef:
     enum_type: str = ""
     enum_symbols: tuple[str, ...] = ()
     default: Any = None
+    external_name: str = ""
 
     @property
     def is_lookup(self) -> bool:
@@ -140,7 +142,7 @@ class EntityDef:
     ``keys`` identify a record (Dataverse: the primary id; F&O: ``dataAreaId`` + natural
     keys). ``copy_defaults`` pairs ``(target, source)``: an empty target takes the source's
     value on create. ``write_name``/``table_label`` name the F&O AOT entity and table in
-    write errors.
+    write errors. ``external_name`` marks a Dataverse virtual table: the F&O entity behind it.
     """
 
     system: System
@@ -162,6 +164,7 @@ class EntityDef:
     organization_owned: bool = False
     table_label: str = ""
     write_name: str = ""
+    external_name: str = ""
 
     def field(self, name: str) -> FieldDef | None:
         """The attribute called ``name`` (logical name), if any."""

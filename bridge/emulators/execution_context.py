@@ -5,7 +5,8 @@ lists, dates ``/Date(ms)/``). Typed attribute values (decided, see docs/emulator
 choices are ``OptionSetValue``, currency ``Money``, lookups ``EntityReference`` (attribute
 name = logical name), all with ``__type`` ``<Type>:http://schemas.microsoft.com/xrm/2011/
 Contracts``. Create has ``OutputParameters`` ``[{"key": "id", ...}]``; Delete's Target is an
-``EntityReference``.
+``EntityReference``. A data event's Target (``OnExternal*`` on a virtual table) is an
+``Entity`` whose ``RowVersion`` is the F&O ``SysRowVersion`` of the change.
 """
 
 from __future__ import annotations
@@ -69,9 +70,15 @@ def entity_reference(logical_name: str, record_id: str, name: str | None = None)
 
 
 def entity_json(
-    entity: EntityDef, record_id: str, attributes: Mapping[str, Any], *, typed: bool = True
+    entity: EntityDef,
+    record_id: str,
+    attributes: Mapping[str, Any],
+    *,
+    typed: bool = True,
+    row_version: int | None = None,
 ) -> dict[str, Any]:
-    """An ``Entity`` with ``Attributes`` and ``FormattedValues`` for choices."""
+    """An ``Entity`` with ``Attributes`` and ``FormattedValues`` for choices (and its
+    ``RowVersion`` when given)."""
     pairs = [
         {"key": name, "value": typed_value(entity, name, value)}
         for name, value in attributes.items()
@@ -91,7 +98,7 @@ def entity_json(
             "KeyAttributes": [],
             "LogicalName": entity.name,
             "RelatedEntities": [],
-            "RowVersion": None,
+            "RowVersion": None if row_version is None else str(row_version),
         }
     )
     return body
@@ -123,6 +130,7 @@ class ContextInput:
     correlation_id: str
     created_on: datetime
     depth: int = 1
+    row_version: int | None = None
 
 
 def build_context(data: ContextInput, org: Organization) -> dict[str, Any]:
@@ -131,7 +139,7 @@ def build_context(data: ContextInput, org: Organization) -> dict[str, Any]:
     if data.target is None:
         target: dict[str, Any] = entity_reference(entity.name, data.record_id)
     else:
-        target = entity_json(entity, data.record_id, data.target)
+        target = entity_json(entity, data.record_id, data.target, row_version=data.row_version)
     outputs = [{"key": "id", "value": data.record_id}] if data.message == "Create" else []
     return {
         "BusinessUnitId": org.business_unit_id,

@@ -58,7 +58,7 @@ class FnoEmulator:
         self.settings = settings
         self.directory = directory or PrincipalDirectory(settings)
         self.registry = build_registry(settings.fno_modified_datetime_field)
-        self.store = RecordStore(timedelta(seconds=settings.change_tracking_retention_seconds))
+        self.store = RecordStore(timedelta(seconds=settings.fno_change_tracking_retention_seconds))
         self.tables = FnoTables(self.registry, self.store, settings.companies)
         self.sales = SalesOrders(self.tables, settings)
         self.sales.install()

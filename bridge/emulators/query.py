@@ -181,7 +181,9 @@ def _bind(resolve: Resolve[T], row: T) -> Callable[[str], Any]:
     return lambda name: resolve(row, name)
 
 
-def _sort_key(value: Any) -> tuple[int, Any]:
+def sort_key(value: Any) -> tuple[int, Any]:
+    """A value as ordered by ``$orderby``: nulls first, text case-insensitively, instants
+    as timestamps (JSON-safe, so paging cookies can carry it)."""
     value = comparable(value)
     if value is None:
         return (0, 0)
@@ -200,5 +202,5 @@ def order_rows(
     """Rows sorted by ``orderby`` (nulls first ascending); stable for equal keys."""
     ordered = list(rows)
     for name, descending in reversed(orderby):
-        ordered.sort(key=lambda row: _sort_key(resolve(row, name)), reverse=descending)
+        ordered.sort(key=lambda row: sort_key(resolve(row, name)), reverse=descending)
     return ordered

@@ -1,6 +1,9 @@
 """Run both emulators on loopback HTTP: :class:`Emulators` for tests and the demo,
 :func:`run_emulators` for ``bridge emulate``.
 
+The two are one Power Platform-integrated pair: the F&O entities are virtual tables
+``mserp_*`` of the Dataverse emulator and F&O writes raise data events there.
+
 ``async with Emulators(settings, sales_port=0, fno_port=0) as emulators`` binds both apps
 (port 0 = any free port, read back into ``sales_url``/``fno_url``; ``ready`` is set once
 both listen), and on exit stops the delivery workers and the servers, leaving no task
@@ -52,6 +55,7 @@ class Emulators:
         directory = PrincipalDirectory(self.settings)
         self.sales = DataverseEmulator(self.settings, directory)
         self.fno = FnoEmulator(self.settings, directory)
+        self.sales.connect_fno(self.fno.tables)
         self.sales_url = ""
         self.fno_url = ""
         self._runners: list[web.AppRunner] = []

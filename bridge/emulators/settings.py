@@ -11,6 +11,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _WEEK = 7 * 24 * 3600.0
+_TEN_DAYS = 10 * 24 * 3600.0
 
 
 class EmulatorSettings(BaseSettings):
@@ -31,11 +32,16 @@ class EmulatorSettings(BaseSettings):
     )
     default_accounting_currency: str = "USD"
     change_tracking_retention_seconds: float = Field(default=_WEEK, gt=0)
+    fno_change_tracking_retention_seconds: float = Field(default=_TEN_DAYS, gt=0)
     dataverse_max_page_size: int = Field(default=5000, ge=1)
     fno_page_size: int = Field(default=10_000, ge=1)
     fno_modified_datetime_field: str = ""
     token_lifetime_seconds: int = Field(default=3599, ge=1)
     webhook_timeout_seconds: float = Field(default=60.0, gt=0)
     webhook_retry_delay_seconds: float = Field(default=1.0, ge=0)
+    webhook_workers: int = Field(default=4, ge=1)
+    webhook_reorder_window_seconds: float = Field(default=0.0, ge=0)
+    webhook_reorder_seed: int | None = None
+    fno_data_change_business_events: bool = True
     fno_event_retries: int = Field(default=3, ge=0)
     fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)

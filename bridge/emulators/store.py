@@ -3,7 +3,12 @@
 Contract:
 
 - Every write takes the next value of ONE monotonic version counter per emulator; the
-  record keeps it (Dataverse ``versionnumber``/ETag, F&O ``RecVersion``).
+  record keeps it (Dataverse ``versionnumber``/ETag, F&O ``RecVersion`` and ``SysRowVersion``,
+  which like SQL ``rowversion`` is database-wide and grows on every change).
+- A record gets a ``row_id`` when it is created and keeps it until it is deleted (F&O's
+  ``RecId``): per entity, increasing from :data:`FIRST_ROW_ID` and not reused for
+  committed records until a reset, so ``row_id`` order is creation order. Paging positions
+  use it.
 - Each entity keeps a change log ``(version, key, op)`` for change tracking; tokens older than
   the retention floor are expired (:meth:`RecordStore.is_expired`).
 - Records are immutable snapshots (a write replaces the record), so readers and write
@@ -26,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 RecordKey = tuple[Hashable, ...]
+FIRST_ROW_ID = 5637144576
 
 
 class Op(StrEnum):
@@ -38,7 +44,7 @@ class Op(StrEnum):
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """One record as written: values plus who wrote it and when."""
+    """One record as written: values plus who wrote it and when, and its row id."""
 
     key: RecordKey
     values: Mapping[str, Any]
@@ -47,6 +53,7 @@ class StoredRecord:
     modified_by: str
     created_at: datetime
     modified_at: datetime
+    row_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -68,11 +75,12 @@ class WriteEvent:
 
 @dataclass(frozen=True)
 class ChangeEntry:
-    """One change-log row."""
+    """One change-log row; ``row_id`` is the changed record's row id."""
 
     version: int
     key: RecordKey
     op: Op
+    row_id: int = 0
 
 
 @dataclass
@@ -249,6 +257,7 @@ class RecordStore:
             modified_by=principal,
             created_at=before.created_at if before else now,
             modified_at=now,
+            row_id=before.row_id if before else self._next_row_id(entity),
         )
         self._state.tables[entity][key] = record
         self._reindex(entity, before, record)
@@ -276,6 +285,9 @@ class RecordStore:
         value = self._state.counters.get(name, start - 1) + 1
         self._state.counters[name] = value
         return value
+
+    def _next_row_id(self, entity: str) -> int:
+        return self.next_counter(("row_id", entity), FIRST_ROW_ID)
 
     def changes_between(self, entity: str, after: int, upto: int) -> list[ChangeEntry]:
         """Change-log rows of ``entity`` with ``after < version <= upto``, oldest first."""
@@ -353,7 +365,9 @@ class RecordStore:
         *,
         depth: int,
     ) -> None:
-        self._state.changes[entity].append(ChangeEntry(self._version, key, op))
+        changed_record = after or before
+        row_id = changed_record.row_id if changed_record else 0
+        self._state.changes[entity].append(ChangeEntry(self._version, key, op, row_id))
         if count:
             if self._journal is not None:
                 self._journal.touch_stats(self._state, entity, label)

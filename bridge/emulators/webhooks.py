@@ -1,11 +1,15 @@
-"""Dataverse webhooks: registration rules and asynchronous delivery (dynamics-apis.md A.9).
+"""Dataverse webhooks: asynchronous delivery of notifications (dynamics-apis.md A.9).
 
 Registration is plain Web API writes to ``serviceendpoints``, ``sdkmessageprocessingsteps``
-and ``sdkmessageprocessingstepimages``; :func:`install_registration_rules` validates them.
-:class:`WebhookNotifier` listens to committed writes: for every enabled step whose message
-and filter match (Update: only if a ``filteringattributes`` column was written) it builds
+and ``sdkmessageprocessingstepimages`` (rules in :mod:`bridge.emulators.webhook_registration`).
+:class:`WebhookNotifier` listens to committed writes and data events (:meth:`WebhookNotifier.
+notify`): for every enabled step whose message and filter match (Update: only if a
+``filteringattributes`` column was written; a data event: only for the step's legal
+entities) it builds
 the RemoteExecutionContext immediately (images as of the write) and queues a POST to the
-endpoint's URL, one worker per endpoint so per-record order is kept. Auth per ``authtype``:
+endpoint's URL. Like Dataverse's asynchronous service, ``webhook_workers`` deliveries run
+concurrently, in no guaranteed order (one worker = submission order; a reorder window shuffles
+close deliveries). Auth per ``authtype``:
 4 WebhookKey ``?code=``, 5 HttpHeader headers, 6 HttpQueryString query parameters, from
 ``<settings><setting name="k" value="v" /></settings>``. 2xx = delivered; 502/503/504 get
 one more attempt; anything else or a timeout is recorded as a failed ``asyncoperation``
@@ -14,18 +18,17 @@ one more attempt; anything else or a timeout is recorded as a failed ``asyncoper
 
 from __future__ import annotations
 
-import html
 import json
-import re
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from bridge.emulators.dataverse_tables import DataverseTables, WriteSet
 from bridge.emulators.delivery import Delivery, DeliveryDispatcher, DeliveryResult, RetryPolicy
 from bridge.emulators.entities import EntityDef
-from bridge.emulators.errors import ApiError
 from bridge.emulators.execution_context import (
     ContextInput,
     Image,
@@ -46,89 +49,37 @@ from bridge.emulators.webhook_entities import (
     STEP,
     STEP_IMAGE,
 )
+from bridge.emulators.webhook_registration import (
+    HTTP_HEADER,
+    WEBHOOK_CONTRACT,
+    WEBHOOK_KEY,
+    parse_settings,
+)
 
-WEBHOOK_CONTRACT = 8
-WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING = 4, 5, 6
 MAX_BODY = 256 * 1024
 _MESSAGES = {Op.CREATE: "Create", Op.UPDATE: "Update", Op.DELETE: "Delete"}
-_SETTING = re.compile(r'<setting\s+name="([^"]*)"\s+value="([^"]*)"\s*/>')
 
 
-def parse_settings(xml: str) -> dict[str, str]:
-    """``<settings><setting name="k" value="v" /></settings>`` as a dict (400 if malformed)."""
-    text = xml.strip()
-    pairs = _SETTING.findall(text)
-    if not text.startswith("<settings>") or not text.endswith("</settings>") or not pairs:
-        raise ApiError(
-            400,
-            'The authvalue must be <settings><setting name="..." value="..." /></settings>.',
-            code="0x80040203",
-        )
-    return {html.unescape(name): html.unescape(value) for name, value in pairs}
+@dataclass(frozen=True)
+class Notification:
+    """One event registered steps may be told about: a Dataverse write, or a data event
+    raised on a virtual table. ``target`` ``None`` sends an ``EntityReference`` (Delete);
+    ``before``/``after`` feed the pre/post images; ``changed`` the filtering attributes;
+    ``company`` is the F&O legal entity of a data event; ``row_version`` its Target's
+    ``RowVersion``."""
 
-
-def _check_endpoint(
-    entity: EntityDef, values: dict[str, Any], existing: StoredRecord | None
-) -> None:
-    if existing is not None and "authvalue" not in values:
-        values["authvalue"] = existing.values.get("authvalue")
-    if values.get("contract") != WEBHOOK_CONTRACT:
-        return
-    url = values.get("url") or ""
-    if urlsplit(url).scheme not in ("http", "https"):
-        raise ApiError(
-            400, "A webhook service endpoint needs an absolute http(s) url.", code="0x80040203"
-        )
-    if values.get("authtype") not in (WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING):
-        raise ApiError(
-            400,
-            "A webhook needs authtype 4 (WebhookKey), 5 (HttpHeader) or 6 (HttpQueryString).",
-            code="0x80040203",
-        )
-    if not values.get("authvalue"):
-        raise ApiError(400, "A webhook needs an authvalue.", code="0x80040203")
-    if values["authtype"] != WEBHOOK_KEY:
-        parse_settings(values["authvalue"])
-
-
-def install_registration_rules(tables: DataverseTables) -> None:
-    """Validate webhook registrations as Dataverse does."""
-    tables.add_hook(SERVICE_ENDPOINT, _check_endpoint)
-
-    def check_step(
-        entity: EntityDef, values: dict[str, Any], existing: StoredRecord | None
-    ) -> None:
-        handler = values.get("eventhandler")
-        if not isinstance(handler, LookupRef):
-            raise ApiError(
-                400,
-                "The step needs an event handler (eventhandler_serviceendpoint@odata.bind).",
-                code="0x80040203",
-            )
-        if values.get("mode") == 1 and values.get("stage") not in (None, 40):
-            raise ApiError(
-                400,
-                "Asynchronous steps are supported only in the PostOperation stage (40).",
-                code="0x80040203",
-            )
-        message, message_filter = values.get("sdkmessageid"), values.get("sdkmessagefilterid")
-        filter_record = (
-            tables.get(tables.entity(SDK_MESSAGE_FILTER), message_filter.id)
-            if isinstance(message_filter, LookupRef)
-            else None
-        )
-        if filter_record is not None and isinstance(message, LookupRef):
-            filter_message = filter_record.values.get("sdkmessageid")
-            if not isinstance(filter_message, LookupRef) or filter_message.id != message.id:
-                raise ApiError(
-                    400,
-                    "The message filter does not belong to the step's message.",
-                    code="0x80040203",
-                )
-        values.setdefault("stage", 40)
-        values.setdefault("mode", 0)
-
-    tables.add_hook(STEP, check_step)
+    entity: EntityDef
+    message: str
+    record_id: str
+    target: Mapping[str, Any] | None
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    changed: frozenset[str]
+    principal: str
+    depth: int
+    created_on: datetime
+    company: str | None = None
+    row_version: int | None = None
 
 
 class WebhookNotifier:
@@ -157,11 +108,37 @@ class WebhookNotifier:
             return
         entity = self.tables.entity(event.entity)
         message = _MESSAGES[event.op]
+        after = self.tables.view(entity, event.after) if event.after else None
+        self.notify(
+            Notification(
+                entity=entity,
+                message=message,
+                record_id=str(event.key[0]),
+                target=_target(entity, message, event, after),
+                before=self.tables.view(entity, event.before) if event.before else None,
+                after=after,
+                changed=event.changed,
+                principal=event.principal,
+                depth=event.depth,
+                created_on=event.after.modified_at if event.after else self.tables.store.now(),
+            )
+        )
+
+    def listens(self, message: str, entity: str) -> bool:
+        """Whether an enabled step is registered for ``message`` (on ``entity`` or on every
+        table), so callers can skip building notifications nobody receives."""
+        return any(
+            self._registered_for(step.values, message, entity)
+            for step in self.tables.store.records(STEP)
+        )
+
+    def notify(self, notification: Notification) -> None:
+        """Queue ``notification`` to every enabled step that matches it."""
         correlation = str(uuid.uuid4())
-        for step in self._matching_steps(entity.name, message, event.changed):
+        for step in self._matching_steps(notification):
             endpoint = self._endpoint(step)
             if endpoint is not None:
-                self._queue(entity, event, message, step, endpoint, correlation)
+                self._queue(notification, step, endpoint, correlation)
 
     def _name(self, entity_name: str, ref: Any, attribute: str) -> Any:
         if not isinstance(ref, LookupRef):
@@ -169,30 +146,30 @@ class WebhookNotifier:
         record = self.tables.get(self.tables.entity(entity_name), ref.id)
         return record.values.get(attribute) if record else None
 
-    def _matching_steps(
-        self, entity: str, message: str, changed: frozenset[str]
-    ) -> list[StoredRecord]:
+    def _registered_for(self, step: Mapping[str, Any], message: str, entity: str) -> bool:
+        if step.get("statecode") != 0:
+            return False
+        if self._name(SDK_MESSAGE, step.get("sdkmessageid"), "name") != message:
+            return False
+        message_filter = step.get("sdkmessagefilterid")
+        return message_filter is None or (
+            self._name(SDK_MESSAGE_FILTER, message_filter, "primaryobjecttypecode") == entity
+        )
+
+    def _matching_steps(self, notification: Notification) -> list[StoredRecord]:
         steps = []
         for step in self.tables.store.records(STEP):
             values = step.values
-            if (
-                values.get("statecode") != 0
-                or self._name(SDK_MESSAGE, values.get("sdkmessageid"), "name") != message
-            ):
-                continue
-            message_filter = values.get("sdkmessagefilterid")
-            if (
-                message_filter is not None
-                and self._name(SDK_MESSAGE_FILTER, message_filter, "primaryobjecttypecode")
-                != entity
-            ):
+            if not self._registered_for(values, notification.message, notification.entity.name):
                 continue
             wanted = {
                 a.strip().lower()
                 for a in (values.get("filteringattributes") or "").split(",")
                 if a.strip()
             }
-            if message == "Update" and wanted and not wanted & changed:
+            if notification.message == "Update" and wanted and not wanted & notification.changed:
+                continue
+            if notification.company is not None and not _activated_in(values, notification.company):
                 continue
             steps.append(step)
         return sorted(steps, key=lambda s: s.values.get("rank") or 0)
@@ -220,49 +197,43 @@ class WebhookNotifier:
         return images
 
     def _context_input(
-        self,
-        entity: EntityDef,
-        event: WriteEvent,
-        message: str,
-        step: StoredRecord,
-        correlation: str,
+        self, notification: Notification, step: StoredRecord, correlation: str
     ) -> ContextInput:
-        before = self.tables.view(entity, event.before) if event.before else None
-        after = self.tables.view(entity, event.after) if event.after else None
+        before, after = notification.before, notification.after
         pre, post = [], []
         for image_type, image in self._images(self.tables.record_id(step)):
-            if image_type in (0, 2) and before is not None and message != "Create":
+            if image_type in (0, 2) and before is not None:
                 pre.append((image, image_attributes(before, image)))
             if image_type in (1, 2) and after is not None:
                 post.append((image, image_attributes(after, image)))
         return ContextInput(
-            message=message,
-            entity=entity,
-            record_id=str(event.key[0]),
-            target=_target(entity, message, event, after),
+            message=notification.message,
+            entity=notification.entity,
+            record_id=notification.record_id,
+            target=notification.target,
             pre_images=pre,
             post_images=post,
-            principal=self.directory.get(event.principal) or SYSTEM,
+            principal=self.directory.get(notification.principal) or SYSTEM,
             step_id=self.tables.record_id(step),
             step_name=str(step.values.get("name") or ""),
             mode=int(step.values.get("mode") or 0),
             correlation_id=correlation,
-            created_on=event.after.modified_at if event.after else self.tables.store.now(),
-            depth=event.depth,
+            created_on=notification.created_on,
+            depth=notification.depth,
+            row_version=notification.row_version,
         )
 
     def _queue(
         self,
-        entity: EntityDef,
-        event: WriteEvent,
-        message: str,
+        notification: Notification,
         step: StoredRecord,
         endpoint: StoredRecord,
         correlation: str,
     ) -> None:
         context = build_context(
-            self._context_input(entity, event, message, step, correlation), self.organization
+            self._context_input(notification, step, correlation), self.organization
         )
+        entity, message = notification.entity, notification.message
         headers = {
             "Content-Type": "application/json",
             "x-ms-dynamics-organization": self.organization_host or self.organization.name,
@@ -294,7 +265,7 @@ class WebhookNotifier:
                 meta={
                     "entity": entity.name,
                     "message": message,
-                    "record_id": str(event.key[0]),
+                    "record_id": notification.record_id,
                     "step_id": self.tables.record_id(step),
                 },
                 on_failure=self._record_failure,
@@ -336,6 +307,17 @@ def _target(
         return {k: v for k, v in after.items() if v is not None or k in event.changed}
     names = set(event.changed) | {entity.primary_id, "modifiedon", "modifiedby"}
     return {k: after.get(k) for k in after if k in names}
+
+
+def _activated_in(step: Mapping[str, Any], company: str) -> bool:
+    """Whether a data-event step is active for ``company``: every legal entity, unless its
+    ``configuration`` is ``<settings><setting name="LegalEntity" value="usmf,usrt" /></settings>``."""
+    configuration = str(step.get("configuration") or "").strip()
+    if not configuration:
+        return True
+    wanted = parse_settings(configuration).get("LegalEntity", "")
+    companies = {c.strip().casefold() for c in wanted.split(",") if c.strip()}
+    return not companies or company.casefold() in companies
 
 
 def _authenticated_url(endpoint: Mapping[str, Any], headers: dict[str, str]) -> tuple[str, str]:

@@ -13,11 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bridge.emulators.dataverse import DataverseEmulator
 from bridge.emulators.fno import FnoEmulator
+from bridge.emulators.principals import PrincipalDirectory
 from bridge.emulators.settings import EmulatorSettings
 from tests.unit.emulators.support import (
     BRIDGE,
     USER,
     FnoHarness,
+    LinkedHarness,
     Received,
     Receiver,
     SalesHarness,
@@ -56,6 +58,32 @@ async def fno(settings: EmulatorSettings) -> AsyncIterator[FnoHarness]:
 
 
 @pytest.fixture
+async def linked(settings: EmulatorSettings) -> AsyncIterator[LinkedHarness]:
+    """Both emulators behind test servers, integrated as :class:`Emulators` integrates them."""
+    directory = PrincipalDirectory(settings)
+    fno_emulator = FnoEmulator(settings, directory)
+    sales_emulator = DataverseEmulator(settings, directory)
+    sales_emulator.connect_fno(fno_emulator.tables)
+    async with (
+        TestClient(TestServer(sales_emulator.app)) as sales_client,
+        TestClient(TestServer(fno_emulator.app)) as fno_client,
+    ):
+        sales = SalesHarness(
+            sales_client,
+            {"Authorization": f"Bearer {await token_for(sales_client, BRIDGE)}"},
+            {"Authorization": f"Bearer {await token_for(sales_client, USER)}"},
+            emulator=sales_emulator,
+        )
+        fno = FnoHarness(
+            fno_client,
+            {"Authorization": f"Bearer {await token_for(fno_client, BRIDGE)}"},
+            {"Authorization": f"Bearer {await token_for(fno_client, USER)}"},
+            emulator=fno_emulator,
+        )
+        yield LinkedHarness(sales, fno)
+
+
+@pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     """A webhook/business-event receiver on a free loopback port."""
     state = Receiver(url="", requests=[], statuses=[])
@@ -69,7 +97,10 @@ async def receiver() -> AsyncIterator[Receiver]:
         state.arrived.set()
         if state.delay_seconds:
             await asyncio.sleep(state.delay_seconds)
-        return web.Response(status=state.statuses.pop(0) if state.statuses else 200)
+        chosen = state.status_for(body) if state.status_for else None
+        if chosen is None:
+            chosen = state.statuses.pop(0) if state.statuses else 200
+        return web.Response(status=chosen)
 
     app = web.Application()
     app.router.add_post("/{tail:.*}", handle)

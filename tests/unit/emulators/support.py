@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,12 +77,14 @@ class Received:
 
 @dataclass
 class Receiver:
-    """A local HTTP endpoint recording POSTs; answers with queued statuses (then 200)."""
+    """A local HTTP endpoint recording POSTs; answers with ``status_for(body)`` when that
+    gives a status, else with queued statuses (then 200)."""
 
     url: str
     requests: list[Received]
     statuses: list[int]
     delay_seconds: float = 0.0
+    status_for: Callable[[Any], int | None] | None = None
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
@@ -91,3 +94,75 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.requests
+
+
+@dataclass
+class LinkedHarness:
+    """Both emulators, integrated: F&O entities are virtual tables of Dataverse."""
+
+    sales: SalesHarness
+    fno: FnoHarness
+
+
+async def register_step(
+    sales: SalesHarness,
+    url: str,
+    message: str,
+    entity: str,
+    *,
+    mode: int | None = 1,
+    stage: int | None = 40,
+    images: tuple[int, ...] = (),
+    configuration: str | None = None,
+) -> tuple[int, Any]:
+    """Register a webhook endpoint and a step for ``message`` on ``entity`` (found by name,
+    as a client would); images are added per image type. Returns the step's (status, body)."""
+    status, endpoint = await sales.json(
+        "POST",
+        f"{API}/serviceendpoints",
+        json={"name": "hook", "contract": 8, "url": url, "authtype": 4, "authvalue": "key"},
+        headers={"Prefer": "return=representation"},
+    )
+    assert status == 201, endpoint
+    _, messages = await sales.json(
+        "GET", f"{API}/sdkmessages?$filter=name eq '{message}'&$select=sdkmessageid"
+    )
+    message_id = messages["value"][0]["sdkmessageid"]
+    _, filters = await sales.json(
+        "GET",
+        f"{API}/sdkmessagefilters?$filter=primaryobjecttypecode eq '{entity}' and "
+        f"_sdkmessageid_value eq {message_id}&$select=sdkmessagefilterid",
+    )
+    body: dict[str, Any] = {
+        "name": f"hook: {message} of {entity}",
+        "rank": 1,
+        "eventhandler_serviceendpoint@odata.bind": f"/serviceendpoints({endpoint['serviceendpointid']})",
+        "sdkmessageid@odata.bind": f"/sdkmessages({message_id})",
+        "sdkmessagefilterid@odata.bind": f"/sdkmessagefilters({filters['value'][0]['sdkmessagefilterid']})",
+    }
+    if mode is not None:
+        body["mode"] = mode
+    if stage is not None:
+        body["stage"] = stage
+    if configuration is not None:
+        body["configuration"] = configuration
+    status, step = await sales.json(
+        "POST",
+        f"{API}/sdkmessageprocessingsteps",
+        json=body,
+        headers={"Prefer": "return=representation"},
+    )
+    for image_type in images if status == 201 else ():
+        image_status, _ = await sales.json(
+            "POST",
+            f"{API}/sdkmessageprocessingstepimages",
+            json={
+                "name": "image",
+                "entityalias": ("PreImage", "PostImage")[image_type % 2],
+                "imagetype": image_type,
+                "messagepropertyname": "Target",
+                "sdkmessageprocessingstepid@odata.bind": f"/sdkmessageprocessingsteps({step['sdkmessageprocessingstepid']})",
+            },
+        )
+        assert image_status == 204
+    return status, step

@@ -6,8 +6,11 @@ import re
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
-from tests.unit.emulators.support import FnoHarness, Receiver
+from bridge.emulators.fno import FnoEmulator
+from bridge.emulators.settings import EmulatorSettings
+from tests.unit.emulators.support import BRIDGE, USER, FnoHarness, Receiver, token_for
 
 
 async def subscribe(
@@ -215,3 +218,58 @@ async def test_registration_lifecycle(fno: FnoHarness, receiver: Receiver) -> No
     await create_customer(fno, "Quiet")
     await fno.emulator.dispatcher.wait_idle()
     assert receiver.requests == []
+
+
+async def test_data_change_events_can_be_switched_off(receiver: Receiver) -> None:
+    emulator = FnoEmulator(
+        EmulatorSettings(fno_data_change_business_events=False, fno_event_retry_interval_seconds=0)
+    )
+    async with TestClient(TestServer(emulator.app)) as client:
+        fno = FnoHarness(
+            client,
+            {"Authorization": f"Bearer {await token_for(client, BRIDGE)}"},
+            {"Authorization": f"Bearer {await token_for(client, USER)}"},
+            emulator=emulator,
+        )
+        _, catalog = await fno.json("GET", "/data/BusinessEventsCatalog")
+        assert [row["BusinessEventId"] for row in catalog["value"]] == [
+            "SalesInvoicePostedBusinessEvent"
+        ]
+        status, body = await fno.json(
+            "POST",
+            "/data/BusinessEventsEndpoints",
+            json={"EndpointName": "bridge", "EndpointType": "Https", "Url": receiver.url},
+        )
+        assert status == 201, body
+        status, body = await fno.json(
+            "POST",
+            "/data/BusinessEventsActivations",
+            json={
+                "BusinessEventId": "CustomersV3Changed",
+                "EndpointName": "bridge",
+                "LegalEntity": "",
+            },
+        )
+        assert status == 400
+        assert "does not exist" in body["error"]["innererror"]["message"]
+        status, body = await fno.json(
+            "POST",
+            "/data/BusinessEventsActivations",
+            json={
+                "BusinessEventId": "SalesInvoicePostedBusinessEvent",
+                "EndpointName": "bridge",
+                "LegalEntity": "",
+            },
+        )
+        assert status == 201, body
+        await create_customer(fno, "US-001")
+        status, _ = await fno.json(
+            "POST",
+            "/data/SalesInvoiceHeadersV2",
+            json={"InvoiceCustomerAccountNumber": "US-001", "InvoiceDate": "2026-01-05T12:00:00Z"},
+        )
+        assert status == 201
+        await emulator.dispatcher.wait_idle()
+        assert [r.body["BusinessEventId"] for r in receiver.requests] == [
+            "SalesInvoicePostedBusinessEvent"
+        ]

@@ -8,6 +8,7 @@ import httpx
 
 from bridge.emulators import Emulators, EmulatorSettings, run_emulators
 from bridge.emulators.server import serve_forever
+from tests.unit.emulators.support import Receiver
 
 TENANT = "emulated-tenant"
 
@@ -136,3 +137,60 @@ async def test_run_emulators_can_be_cancelled() -> None:
     task.cancel()
     results = await asyncio.gather(task, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
+
+
+async def test_f_and_o_changes_reach_dataverse_as_virtual_rows_and_data_events(
+    receiver: Receiver,
+) -> None:
+    async with (
+        Emulators(EmulatorSettings(), sales_port=0, fno_port=0) as emulators,
+        httpx.AsyncClient() as client,
+    ):
+        sales = await _token(client, emulators.sales_url, "bridge-local", "bridge-local-secret")
+        fno = await _token(client, emulators.fno_url, "bridge-local", "bridge-local-secret")
+        base = f"{emulators.sales_url}/api/data/v9.2"
+        endpoint = await client.post(
+            f"{base}/serviceendpoints",
+            json={"name": "n", "contract": 8, "url": receiver.url, "authtype": 4, "authvalue": "k"},
+            headers={**sales, "Prefer": "return=representation"},
+        )
+        message = (
+            await client.get(
+                f"{base}/sdkmessages",
+                params={"$filter": "name eq 'OnExternalCreated'"},
+                headers=sales,
+            )
+        ).json()["value"][0]["sdkmessageid"]
+        step = await client.post(
+            f"{base}/sdkmessageprocessingsteps",
+            json={
+                "name": "s",
+                "mode": 1,
+                "stage": 40,
+                "eventhandler_serviceendpoint@odata.bind": f"/serviceendpoints({endpoint.json()['serviceendpointid']})",
+                "sdkmessageid@odata.bind": f"/sdkmessages({message})",
+            },
+            headers=sales,
+        )
+        assert step.status_code == 204
+        created = await client.post(
+            f"{emulators.fno_url}/data/CDSReleasedDistinctProducts",
+            json={"ProductNumber": "P1", "ProductName": "Widget"},
+            headers=fno,
+        )
+        assert created.status_code == 201
+        [request] = await receiver.wait_for(1)
+        assert request.body["PrimaryEntityName"] == "mserp_ecoresreleaseddistinctproductcdsentity"
+        bridge = emulators.sales.directory.get("bridge-local")
+        assert bridge is not None
+        assert request.body["InitiatingUserId"] == bridge.systemuser_id
+        rows = await client.get(
+            f"{base}/mserp_ecoresreleaseddistinctproductcdsentities",
+            params={"$select": "mserp_productname"},
+            headers=sales,
+        )
+        [row] = rows.json()["value"]
+        assert row["mserp_productname"] == "Widget"
+        assert (
+            row["mserp_ecoresreleaseddistinctproductcdsentityid"] == request.body["PrimaryEntityId"]
+        )

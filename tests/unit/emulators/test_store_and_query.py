@@ -12,7 +12,7 @@ from bridge.emulators.keys import Segment, parse_key, split_path
 from bridge.emulators.odata_filter import FNO
 from bridge.emulators.protocol import parse_prefer
 from bridge.emulators.query import order_rows, parse_expand, parse_query
-from bridge.emulators.store import Op, RecordStore, WriteEvent
+from bridge.emulators.store import FIRST_ROW_ID, Op, RecordStore, WriteEvent
 
 
 class Clock:
@@ -214,3 +214,25 @@ def test_prefer_header_parsing() -> None:
     assert prefer.wants_annotation("OData.Community.Display.V1.FormattedValue")
     only = parse_prefer(['odata.include-annotations="OData.Community.Display.V1.FormattedValue"'])
     assert not only.wants_annotation("Microsoft.Dynamics.CRM.lookuplogicalname")
+
+
+def test_row_ids_are_kept_across_updates_and_logged_with_changes() -> None:
+    store = RecordStore(timedelta(days=7))
+    first = store.write("a", ("1",), {"x": 1}, principal="p", changed=frozenset(), label="1")
+    second = store.write("a", ("2",), {"x": 1}, principal="p", changed=frozenset(), label="2")
+    updated = store.write("a", ("1",), {"x": 2}, principal="p", changed=frozenset(), label="1")
+    other = store.write("b", ("1",), {"x": 1}, principal="p", changed=frozenset(), label="1")
+    assert (first.row_id, second.row_id) == (FIRST_ROW_ID, FIRST_ROW_ID + 1)
+    assert updated.row_id == first.row_id
+    assert other.row_id == FIRST_ROW_ID
+    store.delete("a", ("1",), principal="p", label="1")
+    again = store.write("a", ("1",), {"x": 3}, principal="p", changed=frozenset(), label="1")
+    assert again.row_id == FIRST_ROW_ID + 2
+    log = store.changes_between("a", 0, store.version)
+    assert [(c.op, c.row_id) for c in log] == [
+        (Op.CREATE, FIRST_ROW_ID),
+        (Op.CREATE, FIRST_ROW_ID + 1),
+        (Op.UPDATE, FIRST_ROW_ID),
+        (Op.DELETE, FIRST_ROW_ID),
+        (Op.CREATE, FIRST_ROW_ID + 2),
+    ]

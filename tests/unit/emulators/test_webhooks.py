@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -284,25 +286,73 @@ async def test_timeout_is_a_failure(receiver: Receiver) -> None:
         assert len(jobs["value"]) == 1
 
 
-async def test_delivery_order_is_preserved_per_record(
-    sales: SalesHarness, receiver: Receiver
-) -> None:
+@asynccontextmanager
+async def sales_with(settings: EmulatorSettings) -> AsyncIterator[SalesHarness]:
+    """A Dataverse emulator with ``settings`` behind a test server."""
+    emulator = DataverseEmulator(settings)
+    async with TestClient(TestServer(emulator.app)) as client:
+        yield SalesHarness(
+            client,
+            {"Authorization": f"Bearer {await token_for(client, BRIDGE)}"},
+            {"Authorization": f"Bearer {await token_for(client, USER)}"},
+            emulator=emulator,
+        )
+
+
+async def _update_five_times(sales: SalesHarness, receiver: Receiver) -> list[str]:
     _, account = await sales.json(
         "POST", f"{API}/accounts", json={"name": "v0"}, headers={"Prefer": "return=representation"}
     )
     await register(sales, receiver.url, "Update", image_type=1)
-    receiver.delay_seconds = 0.02
     for index in range(1, 6):
         await sales.json(
             "PATCH", f"{API}/accounts({account['accountid']})", json={"name": f"v{index}"}
         )
-    requests = await receiver.wait_for(5)
-    names = [attributes(r.body["InputParameters"][0]["value"])["name"] for r in requests]
+    async with asyncio.timeout(5):
+        await sales.emulator.dispatcher.wait_idle()
+    delivered = [r for r in receiver.requests if r.body is not None]
+    return [attributes(r.body["InputParameters"][0]["value"])["name"] for r in delivered]
+
+
+async def test_one_worker_delivers_in_write_order(receiver: Receiver) -> None:
+    settings = EmulatorSettings(webhook_workers=1, webhook_retry_delay_seconds=0.01)
+    async with sales_with(settings) as sales:
+        receiver.delay_seconds = 0.02
+        names = await _update_five_times(sales, receiver)
     assert names == ["v1", "v2", "v3", "v4", "v5"]
-    versions = [
-        attributes(r.body["PostEntityImages"][0]["value"])["versionnumber"] for r in requests
-    ]
-    assert versions == sorted(versions)
+
+
+async def test_concurrent_workers_deliver_out_of_order(receiver: Receiver) -> None:
+    """A retried delivery is overtaken by later ones: the async service keeps no order."""
+    settings = EmulatorSettings(webhook_workers=4, webhook_retry_delay_seconds=0.3)
+    failed: set[str] = set()
+
+    def fail_v1_once(body: Any) -> int | None:
+        name = attributes(body["InputParameters"][0]["value"])["name"]
+        if name == "v1" and name not in failed:
+            failed.add(name)
+            return 503
+        return None
+
+    receiver.status_for = fail_v1_once
+    async with sales_with(settings) as sales:
+        names = await _update_five_times(sales, receiver)
+        entries = sales.emulator.deliveries.entries()
+    assert names[-1] == "v1"
+    assert sorted(names) == ["v1", "v1", "v2", "v3", "v4", "v5"]
+    assert [e["outcome"] for e in entries] == ["delivered"] * 5
+    retried = [e for e in entries if e["attempts"] == 2]
+    assert len(retried) == 1
+
+
+async def test_reorder_window_shuffles_close_deliveries(receiver: Receiver) -> None:
+    settings = EmulatorSettings(
+        webhook_workers=4, webhook_reorder_window_seconds=0.2, webhook_reorder_seed=7
+    )
+    async with sales_with(settings) as sales:
+        names = await _update_five_times(sales, receiver)
+    assert sorted(names) == ["v1", "v2", "v3", "v4", "v5"]
+    assert names != ["v1", "v2", "v3", "v4", "v5"]
 
 
 async def test_disabled_step_and_other_entities_do_not_fire(
