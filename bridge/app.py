@@ -37,10 +37,12 @@ from bridge.engine.versions import VersionTable
 from bridge.errors import ConfigError, FlowBlocked, TransientError
 from bridge.flows.lookups import LookupResolver
 from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identities
+from bridge.fno.data_events import virtual_table
 from bridge.fno.reader import FnoReader
 from bridge.fno.sink import FnoSink
 from bridge.fno.snapshot_poller import SnapshotDiffPoller
 from bridge.fno.source import FnoSource
+from bridge.fno.virtual_poller import VirtualTablePoller
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.leadership import LeaderElection
@@ -93,7 +95,10 @@ async def resolve_identities(reader: DataverseReader, fno: ApiClient) -> Identit
         except FlowBlocked as exc:
             raise ConfigError(f"the bridge's credentials are refused: {exc}") from exc
     log.info("bridge_identities", sales_user=sales_user, fno_oid=oid or None)
-    return Identities({System.SALES: frozenset({sales_user}), System.FNO: frozenset({oid} - {""})})
+    # F&O data events arrive through Dataverse and name the writer's Dataverse user (the
+    # one with the writer's Entra object id): the bridge's F&O writes show its WhoAmI there
+    fno_principals = frozenset({oid, sales_user} - {""})
+    return Identities({System.SALES: frozenset({sales_user}), System.FNO: fno_principals})
 
 
 Role = Literal["ingest", "apply", "all"]
@@ -239,13 +244,20 @@ async def lead_deployment(
     sales, fno = readers
     async with StateStore(settings.kafka) as state, asyncio.TaskGroup() as tasks:
         for entity in entities:
-            poller: DeltaPoller | SnapshotDiffPoller
+            poller: DeltaPoller | SnapshotDiffPoller | VirtualTablePoller
             if entity.system is System.SALES and settings.poller.enabled:
                 poller = DeltaPoller(settings.poller, entity, sales, publisher, state)
             elif entity.system is System.FNO and settings.fno_poller.enabled:
                 poller = SnapshotDiffPoller(
                     settings.fno_poller, entity, fno, publisher, state, settings.companies
                 )
+            elif (
+                entity.system is System.FNO
+                and settings.fno.capture == "data-events"
+                and settings.poller.enabled
+                and virtual_table(entity) is not None
+            ):
+                poller = VirtualTablePoller(settings.poller, entity, sales, fno, publisher, state)
             else:
                 continue
             tasks.create_task(

@@ -107,7 +107,9 @@ class DeltaPoller:
     async def _poll_from(self, link: str | None) -> int:
         initial = link is None
         published = 0
-        async for page in self._reader.changes(self._entity, link, self._settings.page_size):
+        async for page in self._reader.changes(
+            self._entity.entity_set, link, self._settings.page_size
+        ):
             published += await self._publish_page(page, initial)
             if page.delta_link:
                 await self._state.put(self._key, page.delta_link)

@@ -60,15 +60,16 @@ class DataverseReader:
         return str(body["UserId"]).lower()
 
     async def changes(
-        self, entity: SourceEntity, delta_link: str | None, page_size: int
+        self, entity_set: str, delta_link: str | None, page_size: int
     ) -> AsyncIterator[DeltaPage]:
-        """Pages of changes since ``delta_link``; with ``None``, every record (initial sync).
+        """Pages of changes of ``entity_set`` (a table, or an F&O virtual table) since
+        ``delta_link``; with ``None``, every record (initial sync).
 
         The last page carries the new delta link. Raises :class:`DeltaTokenExpired` when the
         link is too old.
         """
         prefer = f"odata.track-changes,odata.maxpagesize={page_size}"
-        url: str | None = delta_link or entity.entity_set
+        url: str | None = delta_link or entity_set
         while url is not None:
             try:
                 body = await self.client.get_json(url, headers={"Prefer": prefer})

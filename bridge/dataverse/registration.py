@@ -29,6 +29,7 @@ MESSAGE_FORMAT_JSON = 2
 MODE_ASYNC = 1
 STAGE_POST_OPERATION = 40
 IMAGE_PRE, IMAGE_POST, IMAGE_BOTH = 0, 1, 2
+"""``imagetype`` of a step image: before, after, or both."""
 _IMAGES = {
     "Create": (IMAGE_POST, "Id"),
     "Update": (IMAGE_BOTH, "Target"),
@@ -49,7 +50,8 @@ async def _find_one(client: ApiClient, entity_set: str, filter_: str, id_attr: s
     return str(rows[0][id_attr]).lower() if rows else None
 
 
-async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings, name: str) -> str:
+async def upsert_endpoint(client: ApiClient, webhook: WebhookSettings, name: str) -> str:
+    """Create or update the bridge's webhook service endpoint; return its id."""
     payload = {
         "name": name,
         "contract": WEBHOOK_CONTRACT,
@@ -68,10 +70,17 @@ async def _upsert_endpoint(client: ApiClient, webhook: WebhookSettings, name: st
     return _created_id(response.headers)
 
 
-async def _ensure_step(
-    client: ApiClient, endpoint_id: str, entity: SourceEntity, message: str, endpoint_name: str
+async def ensure_step(
+    client: ApiClient,
+    endpoint_id: str,
+    table: str,
+    message: str,
+    endpoint_name: str,
+    image: tuple[int, str],
 ) -> None:
-    name = f"{endpoint_name}: {message} of {entity.entity}"
+    """Register an asynchronous post-operation step of ``message`` on ``table`` posting to
+    the endpoint, with an image (type, message property), unless it exists."""
+    name = f"{endpoint_name}: {message} of {table}"
     if await _find_one(
         client,
         "sdkmessageprocessingsteps",
@@ -85,11 +94,11 @@ async def _ensure_step(
     filter_id = await _find_one(
         client,
         "sdkmessagefilters",
-        f"primaryobjecttypecode eq {odata_literal(entity.entity)} and _sdkmessageid_value eq {message_id}",
+        f"primaryobjecttypecode eq {odata_literal(table)} and _sdkmessageid_value eq {message_id}",
         "sdkmessagefilterid",
     )
     if message_id is None or filter_id is None:
-        raise BridgeError(f"Dataverse has no {message} message for {entity.entity}")
+        raise BridgeError(f"Dataverse has no {message} message for {table}")
     response = await client.request(
         "POST",
         "sdkmessageprocessingsteps",
@@ -105,7 +114,7 @@ async def _ensure_step(
             "sdkmessagefilterid@odata.bind": f"/sdkmessagefilters({filter_id})",
         },
     )
-    image_type, property_name = _IMAGES[message]
+    image_type, property_name = image
     await client.request(
         "POST",
         "sdkmessageprocessingstepimages",
@@ -127,10 +136,10 @@ async def register_dataverse_webhooks(
     endpoint_name: str = ENDPOINT_NAME,
 ) -> str:
     """Register (or update) the webhook endpoint and its steps; return the endpoint id."""
-    endpoint_id = await _upsert_endpoint(client, webhook, endpoint_name)
+    endpoint_id = await upsert_endpoint(client, webhook, endpoint_name)
     for entity in entities:
-        for message in _IMAGES:
-            await _ensure_step(client, endpoint_id, entity, message, endpoint_name)
+        for message, image in _IMAGES.items():
+            await ensure_step(client, endpoint_id, entity.entity, message, endpoint_name, image)
     log.info(
         "webhooks_registered",
         endpoint=endpoint_id,

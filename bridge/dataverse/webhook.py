@@ -60,7 +60,8 @@ def parse_notification(body: Any) -> RemoteExecutionContext:
         ) from None
 
 
-def _image(pairs: list[_KeyValue]) -> dict[str, Any] | None:
+def image_of(pairs: list[_KeyValue]) -> dict[str, Any] | None:
+    """The attributes of the first entity image among ``pairs`` (pre or post images)."""
     for pair in pairs:
         value = pair.value
         if isinstance(value, dict) and isinstance(value.get("Attributes"), list):
@@ -68,7 +69,8 @@ def _image(pairs: list[_KeyValue]) -> dict[str, Any] | None:
     return None
 
 
-def _target_attributes(context: RemoteExecutionContext) -> dict[str, Any]:
+def target_of(context: RemoteExecutionContext) -> dict[str, Any]:
+    """The attributes of the ``Target`` input parameter (empty when it is not an entity)."""
     target = next((p.value for p in context.InputParameters if p.key == "Target"), None)
     if isinstance(target, dict) and isinstance(target.get("Attributes"), list):
         return normalize_entity_attributes(target["Attributes"])
@@ -96,12 +98,12 @@ def notification_images(
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``(before, after)`` images: pre/post images, the Target when no post image exists."""
     record_id = str(context.PrimaryEntityId)
-    before = _image(context.PreEntityImages)
+    before = image_of(context.PreEntityImages)
     if operation_of(context) is Operation.DELETE:
         return before, None
-    after = _image(context.PostEntityImages)
+    after = image_of(context.PostEntityImages)
     if after is None:
-        after = {**(before or {}), **_target_attributes(context)}
+        after = {**(before or {}), **target_of(context)}
     if entity.id_attribute:
         after[entity.id_attribute] = record_id
     return before, after
@@ -150,5 +152,5 @@ def needs_fresh_read(context: RemoteExecutionContext) -> bool:
     """Whether the body lacks a post image with a version, so the record must be read."""
     if operation_of(context) is Operation.DELETE:
         return False
-    after = _image(context.PostEntityImages)
+    after = image_of(context.PostEntityImages)
     return after is None or after.get("versionnumber") is None

@@ -33,6 +33,7 @@ from aiohttp import web
 from bridge.config import WebhookSettings
 from bridge.dataverse.reader import DataverseReader
 from bridge.dataverse.webhook import (
+    RemoteExecutionContext,
     needs_fresh_read,
     notification_entity,
     notification_to_event,
@@ -45,6 +46,12 @@ from bridge.fno.business_events import (
     event_entity,
     event_key,
     parse_business_event,
+)
+from bridge.fno.data_events import (
+    data_event_entity,
+    data_event_key,
+    data_event_to_change,
+    is_data_event,
 )
 from bridge.fno.reader import FnoReader
 from bridge.kafka.publisher import Publisher
@@ -155,8 +162,11 @@ class WebhookReceiver:
         return await self._json_body(request)
 
     async def handle_dataverse(self, request: web.Request) -> web.Response:
-        """Validate, convert and publish one Dataverse webhook notification."""
+        """Validate, convert and publish one Dataverse webhook notification (an F&O data
+        event, on a virtual table, included)."""
         context = parse_notification(await self._authorised_json(request))
+        if is_data_event(context):
+            return await self._handle_data_event(context)
         entity = notification_entity(context)
         operation_of(context)
         fresh = None
@@ -167,6 +177,26 @@ class WebhookReceiver:
         event = notification_to_event(context, entity, fresh)
         published = await self._publisher.publish([(entity, event)])
         log.debug("webhook_accepted", entity=entity.name, event_id=event.event_id)
+        return web.json_response({"published": published, "event_id": event.event_id})
+
+    async def _handle_data_event(self, context: RemoteExecutionContext) -> web.Response:
+        """Read the F&O record a data event names and publish its change."""
+        entity = data_event_entity(context)
+        key = data_event_key(context, entity)
+        if key is None:
+            raise NotCaptured(
+                f"data event on {context.PrimaryEntityName} carries no key columns: register "
+                "its steps with images (bridge setup does)"
+            )
+        if self._fno_reader is None:
+            raise NotCaptured("F&O capture is not enabled")
+        record = None
+        if context.MessageName != "OnExternalDeleted":
+            record = await self._fno_reader.read(entity, key)
+            if record is None:
+                return web.json_response({"published": 0, "reason": "record gone"})
+        event = data_event_to_change(context, entity, key, record)
+        published = await self._publisher.publish([(entity, event)])
         return web.json_response({"published": published, "event_id": event.event_id})
 
     async def handle_fno(self, request: web.Request) -> web.Response:
