@@ -41,9 +41,10 @@ test: $(STAMP) ## Lint, then the whole test suite against the real broker (start
 	compose/local/with-kafka.sh $(BIN)/pytest
 
 .PHONY: chaos
-chaos: $(STAMP) ## The fault matrix with 3,000 changes per fault (a longer soak than make test)
+chaos: $(STAMP) ## The fault matrix with 3,000 changes per fault and the engine model with 5,000 examples (a longer soak than make test)
 	P2C_FAULT_CHANGES=3000 compose/local/with-kafka.sh $(BIN)/pytest -s \
 		tests/integration/test_faults.py tests/integration/test_crash_and_contract.py
+	P2C_MODEL_EXAMPLES=5000 $(BIN)/pytest --timeout=3600 tests/unit/engine/test_model.py
 
 .PHONY: bench
 bench: $(STAMP) ## Throughput and latency of the accounts flow on the local stack
