@@ -163,6 +163,7 @@ class ModelWorld(World):
                 {System.SALES: frozenset({BRIDGE_USER}), System.FNO: frozenset({BRIDGE_FNO})}
             ),
             companies=self.settings.companies,
+            sources=self.sources,
         )
         self.processors = {
             t.name: FlowProcessor(
@@ -186,9 +187,9 @@ class ModelWorld(World):
         """Stop a process cleanly, the way :meth:`FlowEngine.revoked` means it: the applies
         of the batch in flight finish before its partitions move.
 
-        ``World.stop_worker`` cancels the engines' run tasks, which leaves the apply tasks of
-        a batch in flight running on after the partitions moved (finding 1 in
-        tests/unit/engine/test_model_findings.py); the model waits for them first.
+        Cancelling an engine's run task cancels the applies of its batch too (finding 1 in
+        tests/unit/engine/test_model_findings.py, fixed); the model still waits for any task
+        of the process, so a regression shows as a broken invariant, not a leaked task.
         """
         worker = self.workers.pop(name)
         for task in worker.tasks:
