@@ -1,17 +1,23 @@
 """Compare what a flow's template maps the source records to with the target's records.
 
 Pure: no I/O, no clock, no logger; :mod:`bridge.ops.reconcile` is the shell around it.
+Target records come in the template's terms (:mod:`bridge.ops.targets`): a Dataverse
+lookup holds the business key of the record it names, under the field's name.
 
 - *missing*: a source record maps to a target key the target does not have;
 - *different*: the target record exists but a mapped field differs, compared exactly as the
-  sink compares before it writes (:func:`bridge.fno.sink.changed_fields`), without the
+  sinks compare before they write (:func:`bridge.fno.sink.changed_fields`), without the
   fields the template writes only on create, and only where the record passes the write's
-  guard (a record that fails it is one the flow deliberately no longer updates);
+  guard (a record that fails it is one the flow deliberately no longer updates). A lookup
+  differs when it names a record with another business key (case-insensitive, as
+  Dataverse matches it); a lookup the mapping leaves empty is not compared, because the
+  sink never clears one;
 - *extra*: a target record the flow owns whose key no source record maps to. The flow owns
-  the target records in a company that takes part and that hold every constant of its
-  template (for accounts: ``PartyType = Organization`` and ``IsExternallyMaintained = Yes``);
-  other records are never reported. When the template does not apply deletes, a source delete
-  leaves its target record behind on purpose, so extras are reported but are not drift.
+  the target records in a company that takes part, that hold every constant of its
+  template (for accounts: ``PartyType = Organization`` and ``IsExternallyMaintained = Yes``)
+  and a value in every field it requires (which the flow always writes); other records are
+  never reported. When the template does not apply deletes, a source delete leaves its
+  target record behind on purpose, so extras are reported but are not drift.
 
 Only the flow's main write is compared (not the extra writes of rules or ``also``). Source
 records outside the template's filter or of a company that is not mapped are not expected in
@@ -39,7 +45,9 @@ from bridge.mapping.engine import (
     condition_holds,
     map_event,
 )
-from bridge.mapping.template import Template
+from bridge.mapping.template import FieldRule, Template
+from bridge.mapping.writes import blank
+from bridge.ops.lookup_keys import bound_through
 
 TargetKey = tuple[str, ...]
 
@@ -189,15 +197,26 @@ def expect(template: Template, records: Iterable[SourceRecord]) -> ExpectedTarge
 
 
 def owned(template: Template, record: Mapping[str, Any], companies: CompanySettings) -> bool:
-    """Whether ``record`` belongs to the flow: a company that takes part, every constant."""
+    """Whether ``record`` belongs to the flow: a company that takes part, every constant,
+    and a value in every required field."""
     company_field = template.target.company_field
     if company_field and not companies.is_mapped(str(record.get(company_field) or "")):
         return False
-    return all(
-        same_value(record.get(rule.target), rule.constant)
-        for rule in template.fields
-        if rule.constant is not None
-    )
+    return all(_written_by(rule, record.get(rule.target)) for rule in template.fields)
+
+
+def _written_by(rule: FieldRule, value: Any) -> bool:
+    """Whether ``value`` can be what ``rule`` writes: its constant, and for a required rule
+    anything but blank."""
+    if rule.constant is not None:
+        return same_value(value, rule.constant)
+    return not (rule.required and blank(value))
+
+
+def same_key(current: Any, wanted: Any) -> bool:
+    """Whether a lookup names the record ``wanted`` binds: business keys compare
+    case-insensitively, as Dataverse matches them."""
+    return current is not None and str(current).casefold() == str(wanted).casefold()
 
 
 def compare(
@@ -214,6 +233,7 @@ def compare(
         filtered=expected.filtered,
         extra_is_drift=template.apply_deletes,
     )
+    lookups = frozenset(rule.target for rule in template.fields if rule.bind)
     seen: set[TargetKey] = set()
     for record in targets:
         key = normalized_key(template, record)
@@ -226,7 +246,7 @@ def compare(
         if not _passes_guard(wanted.write, record):
             report.guarded += 1
             continue
-        fields = _field_drift(record, wanted.write)
+        fields = _field_drift(record, wanted.write, lookups)
         if fields:
             report.different.append(_drift(DriftKind.DIFFERENT, wanted, fields))
     report.missing = [
@@ -242,9 +262,20 @@ def _passes_guard(write: TargetWrite, record: Mapping[str, Any]) -> bool:
     return guard is None or all(condition_holds(c, record) for c in guard.conditions)
 
 
-def _field_drift(record: Mapping[str, Any], write: TargetWrite) -> tuple[FieldDrift, ...]:
-    changed = [name for name in changed_fields(record, write) if name not in write.create_only]
-    return tuple(FieldDrift(name, write.body[name], record.get(name)) for name in changed)
+def _field_drift(
+    record: Mapping[str, Any], write: TargetWrite, lookups: frozenset[str]
+) -> tuple[FieldDrift, ...]:
+    skipped = write.create_only | lookups
+    changed = [name for name in changed_fields(record, write) if name not in skipped]
+    drift = [FieldDrift(name, write.body[name], record.get(name)) for name in changed]
+    drift += [
+        FieldDrift(name, ref.value, record.get(name))
+        for name, ref in write.binds.items()
+        if name not in write.create_only
+        and not bound_through(ref.candidates)
+        and not same_key(record.get(name), ref.value)
+    ]
+    return tuple(drift)
 
 
 def _drift(kind: DriftKind, wanted: Expected, fields: tuple[FieldDrift, ...]) -> RecordDrift:

@@ -1,7 +1,8 @@
 """``bridge reconcile --flow NAME [--repair]``: find and correct drift between the systems.
 
 Reads every source record (paged), resolves its lookups and company like the flow
-processor, maps it with the flow's template, reads the target's records and compares them
+processor, maps it with the flow's template, reads the target's records (for Sales, with
+each lookup resolved back to the business key it is bound by) and compares them
 (:mod:`bridge.ops.drift`). The comparison is a point in time: a change still on its way
 through Kafka shows as drift until it is applied; run again.
 
@@ -38,7 +39,7 @@ from bridge.ops.drift import (
 from bridge.ops.headers import FORCE
 from bridge.ops.render import cell, table
 from bridge.ops.snapshots import SnapshotSource
-from bridge.ops.targets import TargetRecords
+from bridge.ops.targets import TargetRecords, target_columns
 
 log = structlog.get_logger(__name__)
 
@@ -105,7 +106,9 @@ async def reconcile(
     """Compare the flow's source and target now."""
     events = await source_snapshots(source, page_size)
     expected = expect(flow.template, await prepare(flow, events, enricher))
-    records = [r async for r in target.records(flow.template, flow.companies, page_size)]
+    columns = target_columns(flow.template, (e.write for e in expected.by_key.values()))
+    reads = target.records(flow.template, columns, flow.companies, page_size)
+    records = [record async for record in reads]
     report = compare(flow.template, expected, records, flow.companies)
     log.info(
         "reconciled",

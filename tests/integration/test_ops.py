@@ -1,5 +1,6 @@
 """Operator commands against the real broker and both emulators: dead letters and their
-replay, reconcile (and repair), backfill with resume, and replay from a point in time."""
+replay, reconcile (and repair) of flows into F&O and into Sales, backfill with resume, and
+replay from a point in time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from rich.console import Console
 import bridge.engine.runner
 from bridge.config import PollerSettings, Settings, WebhookSettings
 from bridge.contract.envelope import Capture, ChangeEvent, Operation
+from bridge.demo.actors import OrderProcessor, Salesperson
 from bridge.errors import ConfigError
 from bridge.kafka.state import StateStore
 from bridge.ops.backfill import BackfillProgress, progress_key
@@ -30,6 +32,7 @@ from bridge.ops.drift import DriftReport
 from bridge.ops.reconcile import DriftFound
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer, read_topic
+from tests.integration.test_prospect_to_cash import fast_flows
 
 FORCE_SUPPORTED = hasattr(bridge.engine.runner, "FORCE_HEADER")
 needs_force = pytest.mark.skipif(
@@ -288,3 +291,143 @@ async def test_backfill_reads_fno_sources_of_the_mapped_companies(stack: Stack) 
     assert {(e.operation, e.source.capture) for e in events} == {
         (Operation.SNAPSHOT, Capture.BACKFILL)
     }
+
+
+# --- reconcile of flows into Sales ----------------------------------------------------------
+
+
+async def converged(settings: Settings, flow: str, checked: int) -> DriftReport | None:
+    """The report of ``flow`` once it has no drift and has compared ``checked`` records."""
+    report = await reconcile_flow(settings, flow, console=quiet())
+    return None if report.drifted or report.checked != checked else report
+
+
+def lookup_keys(report: DriftReport) -> list[tuple[str, str, Any, Any]]:
+    return [
+        (d.business_key or "", f.field, f.expected, f.actual)
+        for d in report.different
+        for f in d.fields
+    ]
+
+
+async def test_reconcile_of_products_reports_drift_made_in_sales_and_repairs_it(
+    stack: Stack,
+) -> None:
+    sales, fno = Salesperson(stack.sales_user), OrderProcessor(stack.fno_user)
+    settings = stack.with_settings(flows=fast_flows(stack, enabled=["products"]))
+    async with running_bridge(settings):
+        for number in ("SPK-1", "SPK-2", "SPK-3"):
+            await fno.release_product(number, f"Speaker {number}", 100.0)
+        clean = await eventually(lambda: converged(settings, "products", 3))
+        assert (clean.missing, clean.different, clean.extra, clean.unmappable) == ([], [], [], [])
+
+        # In Sales, as a user: rename one product and give it another unit, delete another,
+        # and add two products no F&O product maps to (one maintained externally).
+        hour = await sales.unit_id("Hour")
+        tampered = await sales.product_id("SPK-1")
+        await sales.update(
+            "products",
+            tampered,
+            {"name": "Tampered", "defaultuomid@odata.bind": f"/uoms({hour})"},
+        )
+        await stack.sales_user.request("DELETE", f"products({await sales.product_id('SPK-2')})")
+        for number, external in (("EXTRA-OWNED", True), ("EXTRA-SALES", False)):
+            await sales.create(
+                "products",
+                {
+                    "productnumber": number,
+                    "name": number,
+                    "msdynce_ismaintainedexternally": external,
+                    "defaultuomid@odata.bind": f"/uoms({hour})",
+                },
+            )
+        report = await reconcile_flow(settings, "products", console=(shown := quiet()))
+        assert [d.business_key for d in report.missing] == ["SPK-2"]
+        assert lookup_keys(report) == [
+            ("SPK-1", "name", "Speaker SPK-1", "Tampered"),
+            ("SPK-1", "defaultuomid", "ea", "Hour"),
+        ]
+        assert [d.target_key for d in report.extra] == ["productnumber=EXTRA-OWNED"]
+        assert report.drifted and "Tampered" in printed(shown)
+        with pytest.raises(DriftFound, match="1 missing, 1 different"):
+            await reconcile_command(settings, "products")
+
+        repaired = await reconcile_flow(settings, "products", repair_drift=True, console=quiet())
+        assert len(repaired.corrections) == 2
+        fixed = await eventually(lambda: converged(settings, "products", 3))
+    assert [d.target_key for d in fixed.extra] == ["productnumber=EXTRA-OWNED"]
+    product = await sales.get("products", "productnumber='SPK-1'")
+    assert product is not None and product["name"] == "Speaker SPK-1"
+    assert product["_defaultuomid_value"] == await sales.unit_id("ea")
+    assert await sales.get("products", "productnumber='SPK-2'") is not None
+
+
+async def orders_from_fno(stack: Stack, count: int) -> tuple[str, list[str]]:
+    """An account synced to F&O and ``count`` orders taken and confirmed in F&O for it:
+    the account number and the order numbers."""
+    sales, fno = Salesperson(stack.sales_user), OrderProcessor(stack.fno_user)
+    await fno.release_product("SPK-100", "Mid-range speaker", 220.5)
+    account = await sales.create_account("Fourth Coffee", address1_country="Germany")
+    number = account["accountnumber"]
+    await eventually(lambda: customer(stack, number))
+    orders = []
+    for n in range(count):
+        line = {"product": "SPK-100", "quantity": float(n + 1), "price": 220.5}
+        order = await fno.create_order(number, [line])
+        await fno.confirm(order)
+        orders.append(order)
+    return number, orders
+
+
+async def test_reconcile_of_orders_to_sales_reports_drift_made_in_sales_and_repairs_it(
+    stack: Stack,
+) -> None:
+    sales = Salesperson(stack.sales_user)
+    settings = stack.with_settings(flows=fast_flows(stack))
+    async with running_bridge(settings):
+        customer_number, orders = await orders_from_fno(stack, 3)
+        clean = await eventually(lambda: converged(settings, "orders-to-sales", 3))
+        assert (clean.missing, clean.different, clean.unmappable) == ([], [], [])
+        await eventually(lambda: converged(settings, "order-lines-to-sales", 3))
+
+        # In Sales, as a user: rename one order and give it another customer, delete another.
+        other = await sales.create_account("Northwind Traders")
+        first = await sales.get("salesorders", f"ordernumber='{orders[0]}'")
+        second = await sales.get("salesorders", f"ordernumber='{orders[1]}'")
+        assert first is not None and second is not None
+        await sales.update(
+            "salesorders",
+            first["salesorderid"],
+            {
+                "name": "Tampered",
+                "customerid_account@odata.bind": f"/accounts({other['accountid']})",
+            },
+        )
+        await stack.sales_user.request("DELETE", f"salesorders({second['salesorderid']})")
+        report = await reconcile_flow(settings, "orders-to-sales", console=(shown := quiet()))
+        assert [d.business_key for d in report.missing] == [orders[1]]
+        assert lookup_keys(report) == [
+            (orders[0], "name", "Phone order", "Tampered"),
+            (orders[0], "customerid", customer_number, other["accountnumber"]),
+        ]
+        assert report.drifted and "Tampered" in printed(shown)
+
+        repaired = await reconcile_flow(
+            settings, "orders-to-sales", repair_drift=True, console=quiet()
+        )
+        assert len(repaired.corrections) == 2
+        fixed = await eventually(lambda: converged(settings, "orders-to-sales", 3))
+    assert fixed.extra == []
+    restored = await sales.get("salesorders", f"ordernumber='{orders[1]}'")
+    assert restored is not None and restored["salesorderid"] != second["salesorderid"]
+    assert restored["name"] == "Phone order"
+
+    # The re-created order's line: a fresh bridge (the Dataverse sink caches lookup GUIDs
+    # for its lifetime, so the running one still bound the line to the deleted order)
+    # repairs whatever reconcile of the lines finds.
+    async with running_bridge(settings):
+        await reconcile_flow(settings, "order-lines-to-sales", repair_drift=True, console=quiet())
+        lines = await eventually(lambda: converged(settings, "order-lines-to-sales", 3))
+    assert all(
+        f"{second['salesorderid']} (not in salesorders)" in d.target_key for d in lines.extra
+    )

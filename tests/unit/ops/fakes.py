@@ -1,19 +1,29 @@
-"""In-memory fakes of the operator commands' seams: topics, groups, state, sources, targets."""
+"""In-memory fakes of the operator commands' seams: topics, groups, state, sources, targets,
+and the Dataverse Web API that Sales targets are read from."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from bridge.config import CompanySettings, Settings
+import httpx
+
+from bridge.config import CompanySettings, SalesSettings, Settings
+from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.engine.flow import Flow, resolve_flow
 from bridge.engine.stream import Headers
 from bridge.errors import ConfigError
+from bridge.http.client import ApiClient
+from bridge.http.retry import RetryPolicy
 from bridge.mapping.template import Template
+from bridge.mapping.writes import BindRef, TargetWrite
+from bridge.ops.lookup_keys import bound_through
 from bridge.ops.ports import RawRecord
 from bridge.ops.snapshots import SnapshotPage, with_capture
+from bridge.ops.targets import TargetColumns
 
 HUMAN = "22222222-2222-2222-2222-222222222222"
 
@@ -181,14 +191,20 @@ class PagedSource:
 
 
 class MemoryTargets:
-    """Target records in a list."""
+    """Target records in a list; keeps the columns it was asked for."""
 
     def __init__(self, records: Sequence[dict[str, Any]]) -> None:
         self.rows = list(records)
+        self.columns: TargetColumns | None = None
 
     async def records(
-        self, template: Template, companies: CompanySettings, page_size: int
+        self,
+        template: Template,
+        columns: TargetColumns,
+        companies: CompanySettings,
+        page_size: int,
     ) -> AsyncIterator[dict[str, Any]]:
+        self.columns = columns
         for row in self.rows:
             yield row
 
@@ -206,3 +222,179 @@ def fno_event(company: str = "usmf", number: str = "P-1", **image: Any) -> Chang
         company=company,
     )
     return ChangeEvent.create(source, Operation.SNAPSHOT, after=after)
+
+
+def fno_record(entity: str, company: str = "usmf", **image: Any) -> ChangeEvent:
+    """An F&O snapshot of any source entity (``salesorderline``...), keyed as the catalog
+    keys it, without a version."""
+    source_entity_ = source_entity(System.FNO, entity)
+    after = {"dataAreaId": company, **image}
+    source = Source(
+        system=System.FNO,
+        entity=source_entity_.entity,
+        record_id=source_entity_.record_id(after),
+        change_time=datetime(2026, 1, 1, tzinfo=UTC),
+        capture=Capture.BACKFILL,
+        business_key=str(after.get(source_entity_.business_key) or "") or None,
+        company=company,
+    )
+    return ChangeEvent.create(source, Operation.SNAPSHOT, after=after)
+
+
+PRIMARY_IDS = {
+    "accounts": "accountid",
+    "contacts": "contactid",
+    "invoicedetails": "invoicedetailid",
+    "invoices": "invoiceid",
+    "pricelevels": "pricelevelid",
+    "products": "productid",
+    "salesorderdetails": "salesorderdetailid",
+    "salesorders": "salesorderid",
+    "transactioncurrencies": "transactioncurrencyid",
+    "uoms": "uomid",
+    "uomschedules": "uomscheduleid",
+}
+_IN = re.compile(r"^Microsoft\.Dynamics\.CRM\.In\(PropertyName='(\w+)',PropertyValues=\[(.*)\]\)$")
+
+
+class MemoryDataverse:
+    """The Dataverse Web API over tables in memory, as an ``httpx.MockTransport`` handler.
+
+    Collections answer ``$select`` (a lookup only as ``_<name>_value``, as Dataverse does),
+    ``$orderby`` on the primary key, ``Microsoft.Dynamics.CRM.In`` on the primary key and
+    ``odata.maxpagesize`` with ``@odata.nextLink``; ``EntityDefinitions`` answers by entity
+    set. :meth:`store` writes a mapped record the way the Dataverse sink leaves it, binding
+    lookups by business key. Every request is kept.
+    """
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in PRIMARY_IDS}
+        self.requests: list[httpx.Request] = []
+        self._next = 0
+
+    # --- data -------------------------------------------------------------------------------
+
+    def add(self, entity_set: str, **columns: Any) -> str:
+        """Insert a record (lookups as ``_<name>_value`` GUIDs); return its GUID."""
+        self._next += 1
+        guid = f"00000000-0000-0000-0000-{self._next:012d}"
+        self.tables[entity_set][guid] = {PRIMARY_IDS[entity_set]: guid, **columns}
+        return guid
+
+    def find(self, entity_set: str, column: str, value: Any) -> str:
+        """The GUID of the record whose ``column`` is ``value`` (case-insensitive)."""
+        return next(
+            guid
+            for guid, row in self.tables[entity_set].items()
+            if str(row.get(column)).casefold() == str(value).casefold()
+        )
+
+    def change(self, entity_set: str, guid: str, **columns: Any) -> None:
+        """What a user does in Sales: change some columns of a record."""
+        self.tables[entity_set][guid].update(columns)
+
+    def delete(self, entity_set: str, guid: str) -> None:
+        """What a user does in Sales: delete a record (nothing cascades)."""
+        del self.tables[entity_set][guid]
+
+    def store(self, write: TargetWrite) -> str:
+        """Create or update the record ``write`` addresses, as the sink would."""
+        values = {**write.body, **write.binds, **write.key}
+        row = {
+            (f"_{name}_value" if isinstance(value, BindRef) else name): (
+                self._bound(value) if isinstance(value, BindRef) else value
+            )
+            for name, value in values.items()
+            if not (value is None and name in write.binds)
+            and not (isinstance(value, BindRef) and bound_through(value.candidates))
+        }
+        key_columns = [f"_{n}_value" if isinstance(v, BindRef) else n for n, v in write.key.items()]
+        for guid, existing in self.tables[write.entity_set].items():
+            if all(str(existing.get(c)).casefold() == str(row[c]).casefold() for c in key_columns):
+                existing.update(row)
+                return guid
+        return self.add(write.entity_set, **row)
+
+    def _bound(self, ref: BindRef) -> str:
+        for candidate in ref.candidates:
+            try:
+                return self.find(candidate.entity_set, str(candidate.match), ref.value)
+            except StopIteration:
+                continue
+        raise LookupError(f"no record for {ref.value!r}")
+
+    def asked(self, entity_set: str) -> list[httpx.Request]:
+        """The requests made of one entity set."""
+        path = f"/api/data/v9.2/{entity_set}"
+        return [r for r in self.requests if r.url.path == path]
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3599})
+        self.requests.append(request)
+        name = request.url.path.removeprefix("/api/data/v9.2/")
+        if name == "EntityDefinitions":
+            return self._definition(request)
+        if name not in self.tables:
+            return _error(404, f"Resource not found for the segment '{name}'.")
+        return self._collection(request, name)
+
+    def _definition(self, request: httpx.Request) -> httpx.Response:
+        entity_set = request.url.params["$filter"].split("'")[1]
+        primary = PRIMARY_IDS[entity_set]
+        row = {
+            "LogicalName": primary.removesuffix("id"),
+            "EntitySetName": entity_set,
+            "PrimaryIdAttribute": primary,
+        }
+        return httpx.Response(200, json={"value": [row]})
+
+    def _collection(self, request: httpx.Request, entity_set: str) -> httpx.Response:
+        params = request.url.params
+        rows = sorted(
+            self.tables[entity_set].values(), key=lambda r: str(r[PRIMARY_IDS[entity_set]])
+        )
+        if "$filter" in params:
+            match = _IN.match(params["$filter"])
+            if match is None or match.group(1) != PRIMARY_IDS[entity_set]:
+                return _error(400, f"unsupported filter {params['$filter']}")
+            wanted = set(re.findall(r"'([^']*)'", match.group(2)))
+            rows = [r for r in rows if r[PRIMARY_IDS[entity_set]] in wanted]
+        selected = params.get("$select")
+        if selected:
+            lookups = {
+                k[1:-6]
+                for row in self.tables[entity_set].values()
+                for k in row
+                if k.startswith("_")
+            }
+            bad = [n for n in selected.split(",") if n in lookups]
+            if bad:
+                return _error(400, f"Could not find a property named '{bad[0]}'.")
+            names = {PRIMARY_IDS[entity_set], *selected.split(",")}
+            rows = [{k: v for k, v in row.items() if k in names} for row in rows]
+        return self._page(request, rows)
+
+    def _page(self, request: httpx.Request, rows: list[dict[str, Any]]) -> httpx.Response:
+        prefer = request.headers.get("Prefer", "")
+        size = int(prefer.split("=")[1]) if "maxpagesize" in prefer else 5000
+        start = int(request.url.params.get("skip", "0"))
+        body: dict[str, Any] = {
+            "value": [{"@odata.etag": 'W/"1"', **row} for row in rows[start : start + size]]
+        }
+        if start + size < len(rows):
+            body["@odata.nextLink"] = str(request.url.copy_merge_params({"skip": start + size}))
+        return httpx.Response(200, json=body)
+
+    def client(self) -> ApiClient:
+        """An API client of the bridge that talks to this fake."""
+        settings = SalesSettings(base_url="http://sales")
+        policy = RetryPolicy(max_attempts=1, initial_backoff=0.001, max_backoff=0.01)
+        transport = httpx.MockTransport(self.handle)
+        return ApiClient(settings, settings.api_path, policy, transport=transport)
+
+
+def _error(status: int, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"code": "0x0", "message": message}})

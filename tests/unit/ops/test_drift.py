@@ -21,6 +21,7 @@ from bridge.ops.drift import (
     expect,
     normalized_key,
     owned,
+    same_key,
 )
 from tests.unit.ops.fakes import account_event, fno_event
 
@@ -192,6 +193,7 @@ def test_event_company_follows_the_processor(
         ({"dataAreaId": "demf"}, False),
         ({"IsExternallyMaintained": "No"}, False),
         ({"PartyType": "Person"}, False),
+        ({"OrganizationName": ""}, False),
     ],
 )
 def test_owned(changes: dict[str, Any], is_owned: bool) -> None:
@@ -210,3 +212,19 @@ def test_summary_line() -> None:
         "accounts: 2 checked, 1 missing, 0 different, 0 extra (not drift), 0 unmappable, "
         "0 not for the target, 0 past their guard"
     )
+
+
+@pytest.mark.parametrize(
+    ("current", "wanted", "same"),
+    [
+        ("P-1", "P-1", True),
+        ("p-1", "P-1", True),
+        ("P-2", "P-1", False),
+        (None, "P-1", False),
+        ("1", 1, True),
+    ],
+)
+def test_lookups_compare_by_business_key_ignoring_case(
+    current: Any, wanted: Any, same: bool
+) -> None:
+    assert same_key(current, wanted) is same

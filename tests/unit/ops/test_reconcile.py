@@ -10,10 +10,12 @@ from typing import Any
 from rich.console import Console
 from structlog.testing import capture_logs
 
-from bridge.config import CompanySettings
+from bridge.config import CompanySettings, Settings
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import Capture, Operation
+from bridge.engine.flow import resolve_flow
 from bridge.errors import DependencyMissing
+from bridge.mapping.engine import MappingContext, map_event
 from bridge.mapping.template import Template
 from bridge.ops.drift import DriftReport
 from bridge.ops.headers import FORCE
@@ -125,3 +127,35 @@ async def test_reconcile_maps_the_enriched_image() -> None:
     assert not report.drifted
     without_lookups = await reconcile(FLOW, PagedSource(FLOW, [euro]), target, page_size=5)
     assert [f.field for d in without_lookups.different for f in d.fields] == ["SalesCurrencyCode"]
+
+
+async def test_fields_that_rules_add_are_read_and_compared() -> None:
+    # order-lines-to-fno's rule adds the per-unit discount and the rounding charge; a reader
+    # that selected only the template's fields saw them empty on every line.
+    lines = resolve_flow(Settings(), "order-lines-to-fno")
+    image = {
+        "salesorderdetailid": "l1",
+        "sequencenumber": 1,
+        "quantity": 3.0,
+        "priceperunit": 10.0,
+        "manualdiscountamount": 1.0,
+        "_productid_value": "p",
+        "order.number": "SO-1",
+        "order.status": 647390000,
+        "order.external_only": True,
+        "product.number": "P-1",
+    }
+    line = replace(account_event("l1"), after=image)
+    written = map_event(lines.template, line, MappingContext(company="usmf")).writes[0]
+    target = MemoryTargets(
+        [{**written.body, "LineDiscountAmount": 0.33, "TotalChargesAmount": -0.01}]
+    )
+    report = await reconcile(lines, PagedSource(lines, [line]), target, page_size=5)
+    assert not report.drifted
+    assert target.columns is not None
+    assert {"LineDiscountAmount", "TotalChargesAmount"} <= set(target.columns.fields)
+    target.rows = [{**written.body, "LineDiscountAmount": 0.3}]
+    report = await reconcile(lines, PagedSource(lines, [line]), target, page_size=5)
+    assert [(f.field, f.expected, f.actual) for d in report.different for f in d.fields] == [
+        ("LineDiscountAmount", 0.33, 0.3)
+    ]

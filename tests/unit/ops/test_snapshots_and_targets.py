@@ -6,12 +6,10 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 
 from bridge.config import CompanySettings, FnoSettings, SalesSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, Operation, System
-from bridge.errors import ConfigError
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.mapping.loader import load_templates
@@ -22,7 +20,12 @@ from bridge.ops.snapshots import (
     SnapshotSource,
     snapshot_source,
 )
-from bridge.ops.targets import FnoTargetRecords, selected_fields, target_records
+from bridge.ops.targets import (
+    DataverseTargetRecords,
+    FnoTargetRecords,
+    target_columns,
+    target_records,
+)
 
 FAST = RetryPolicy(max_attempts=2, initial_backoff=0.001, max_backoff=0.01)
 ACCOUNT = source_entity(System.SALES, "account")
@@ -115,7 +118,8 @@ async def test_fno_targets_are_read_across_companies_filtered_and_selected() -> 
     service = PagedService(rows)
     companies = CompanySettings(map={"usmf": "*", "demf": "bu-2"})
     async with client(service, FnoSettings(base_url="http://fno")) as api:
-        got = [r async for r in FnoTargetRecords(api).records(ACCOUNTS, companies, 2)]
+        reader = FnoTargetRecords(api)
+        got = [r async for r in reader.records(ACCOUNTS, target_columns(ACCOUNTS), companies, 2)]
     assert got == rows
     params = service.requests[0].url.params
     assert params["cross-company"] == "true"
@@ -124,10 +128,11 @@ async def test_fno_targets_are_read_across_companies_filtered_and_selected() -> 
     assert len(service.requests) == 2
 
 
-def test_selected_fields_are_keys_then_every_mapped_field_once() -> None:
-    fields = selected_fields(ACCOUNTS)
-    assert fields[:2] == ["dataAreaId", "CustomerAccount"]
-    assert len(fields) == len(set(fields)) == len(ACCOUNTS.fields) + 1
+def test_target_columns_are_keys_then_every_mapped_field_once() -> None:
+    columns = target_columns(ACCOUNTS)
+    assert columns.fields[:2] == ("dataAreaId", "CustomerAccount")
+    assert len(columns.fields) == len(set(columns.fields)) == len(ACCOUNTS.fields) + 1
+    assert columns.lookups == {}
 
 
 async def test_fno_snapshots_page_the_mapped_companies_by_key_without_versions() -> None:
@@ -159,5 +164,5 @@ async def test_readers_by_system() -> None:
         assert isinstance(snapshot_source(ACCOUNT, clients, companies), DataverseSnapshots)
         assert isinstance(snapshot_source(PRODUCT, clients, companies), FnoSnapshots)
         assert isinstance(target_records(ACCOUNTS, clients), FnoTargetRecords)
-        with pytest.raises(ConfigError, match="reconcile of flow products is not supported"):
-            target_records(templates["products"], clients)
+        for flow in ("products", "orders-to-sales", "order-lines-to-sales", "invoices"):
+            assert isinstance(target_records(templates[flow], clients), DataverseTargetRecords)
