@@ -215,7 +215,11 @@ class LeaderElection:
         return self._topic
 
     async def __aenter__(self) -> Self:
-        await ensure_leader_topic(self._settings)
+        try:
+            await ensure_leader_topic(self._settings)
+        except BaseException:
+            await self._consumer.stop()  # created, never started: close it all the same
+            raise
         await start_client(self._consumer)
         return self
 

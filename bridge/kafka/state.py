@@ -38,7 +38,11 @@ class StateStore:
         )
 
     async def __aenter__(self) -> Self:
-        await self._load()
+        try:
+            await self._load()
+        except BaseException:
+            await self._producer.stop()  # created, never started: close it all the same
+            raise
         await start_client(self._producer)
         return self
 
