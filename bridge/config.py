@@ -76,7 +76,7 @@ class FnoSettings(ApiSettings):
     base_url: str = "http://127.0.0.1:8082"
     api_path: str = "/data"
     default_company: str = "usmf"
-    capture: Literal["data-events", "business-events", "none"] = "data-events"
+    capture: Literal["data-events", "none"] = "data-events"
 
 
 class WebhookSettings(_Section):

@@ -7,7 +7,7 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import System
 from bridge.dataverse.registration import register_dataverse_webhooks
 from bridge.engine.flow import captured_entities, enabled_flows
-from bridge.fno.registration import register_data_events, register_fno_business_events
+from bridge.fno.registration import register_data_events
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.topics import ensure_topics
@@ -36,5 +36,3 @@ async def register_push(
         await register_dataverse_webhooks(sales, settings.webhook, sales_entities)
     if fno_entities and settings.fno.capture == "data-events":
         await register_data_events(sales, settings.webhook, fno_entities)
-    elif fno_entities and settings.fno.capture == "business-events":
-        await register_fno_business_events(fno, settings.webhook, fno_entities)

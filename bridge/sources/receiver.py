@@ -1,4 +1,5 @@
-"""The webhook receiver: Dataverse webhooks and F&O business events in, change events out.
+"""The webhook receiver: Dataverse webhook notifications in — Sales changes, and F&O data
+events on the virtual tables — change events out.
 
 What each request gets (always a JSON body ``{"error": {"code", "message"}}`` on failure):
 
@@ -41,12 +42,6 @@ from bridge.dataverse.webhook import (
     parse_notification,
 )
 from bridge.errors import FlowBlocked, InvalidNotification, NotCaptured, TransientError
-from bridge.fno.business_events import (
-    business_event_to_change,
-    event_entity,
-    event_key,
-    parse_business_event,
-)
 from bridge.fno.data_events import (
     data_event_entity,
     data_event_key,
@@ -59,7 +54,6 @@ from bridge.kafka.publisher import Publisher
 log = structlog.get_logger(__name__)
 
 DATAVERSE_PATH = "/webhooks/dataverse"
-FNO_PATH = "/webhooks/fno"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -128,7 +122,6 @@ class WebhookReceiver:
             client_max_size=self._settings.max_body_bytes, middlewares=[_errors_as_json]
         )
         app.router.add_post(DATAVERSE_PATH, self.handle_dataverse)
-        app.router.add_post(FNO_PATH, self.handle_fno)
         app.router.add_get("/healthz", self._health)
         return app
 
@@ -196,22 +189,6 @@ class WebhookReceiver:
             if record is None:
                 return web.json_response({"published": 0, "reason": "record gone"})
         event = data_event_to_change(context, entity, key, record)
-        published = await self._publisher.publish([(entity, event)])
-        return web.json_response({"published": published, "event_id": event.event_id})
-
-    async def handle_fno(self, request: web.Request) -> web.Response:
-        """Validate one F&O business event, read the record it names, publish the change."""
-        business_event = parse_business_event(await self._authorised_json(request))
-        entity = event_entity(business_event)
-        key = event_key(business_event, entity)
-        if self._fno_reader is None:
-            raise NotCaptured("F&O capture is not enabled")
-        record = None
-        if business_event.ChangeType != "Deleted":
-            record = await self._fno_reader.read(entity, key)
-            if record is None:
-                return web.json_response({"published": 0, "reason": "record gone"})
-        event = business_event_to_change(business_event, entity, record)
         published = await self._publisher.publish([(entity, event)])
         return web.json_response({"published": published, "event_id": event.event_id})
 

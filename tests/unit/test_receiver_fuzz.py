@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from bridge.config import WebhookSettings
-from bridge.sources.receiver import DATAVERSE_PATH, FNO_PATH, WebhookReceiver
+from bridge.sources.receiver import DATAVERSE_PATH, WebhookReceiver
 from tests.unit.fakes import MemoryPublisher, StaticReader
 from tests.unit.notifications import notification
 
@@ -89,7 +89,7 @@ def served() -> Iterator[Served]:
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    path=st.sampled_from([DATAVERSE_PATH, FNO_PATH]),
+    path=st.sampled_from([DATAVERSE_PATH, "/webhooks/unknown"]),
     key=st.one_of(st.just(KEY), st.text(max_size=12), st.none()),
     body=bodies,
 )

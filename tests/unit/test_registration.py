@@ -1,19 +1,17 @@
-"""Registering push notifications: idempotent on Dataverse, a clear message where F&O has no
-configuration API (a real environment configures business events in its workspace)."""
+"""Registering push notifications: a clear message, with the manual steps, where the
+Dataverse of a real environment cannot take the F&O data-event steps."""
 
 from __future__ import annotations
-
-import json
 
 import httpx
 import pytest
 from pydantic import SecretStr
 
-from bridge.config import FnoSettings, WebhookSettings
+from bridge.config import FnoSettings, SalesSettings, WebhookSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import System
 from bridge.errors import ConfigError
-from bridge.fno.registration import register_fno_business_events
+from bridge.fno.registration import register_data_events
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 
@@ -25,6 +23,12 @@ def client(handler: httpx.MockTransport) -> ApiClient:
     return ApiClient(FnoSettings(), "/data", RetryPolicy(max_attempts=1), transport=handler)
 
 
+def sales_client(handler: httpx.MockTransport) -> ApiClient:
+    return ApiClient(
+        SalesSettings(), "/api/data/v9.2", RetryPolicy(max_attempts=1), transport=handler
+    )
+
+
 def token_or(handler):  # type: ignore[no-untyped-def]
     def route(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/token"):
@@ -34,33 +38,22 @@ def token_or(handler):  # type: ignore[no-untyped-def]
     return httpx.MockTransport(route)
 
 
-async def test_real_fno_without_the_api_gets_instructions_not_a_traceback() -> None:
-    def not_found(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(404, json={"error": {"code": "", "message": "Resource not found"}})
+async def test_a_dataverse_without_the_virtual_table_gets_the_manual_steps() -> None:
+    """No data-event message filter for the virtual table (the table is not made visible,
+    or the environment has no F&O link): setup names what to do, and no secret."""
 
-    async with client(token_or(not_found)) as fno:
-        with pytest.raises(ConfigError) as info:
-            await register_fno_business_events(fno, WEBHOOK, PRODUCTS)
-    assert "CDSReleasedDistinctProductsChanged" in str(info.value)
-    assert "https://bridge.example/webhooks/fno" in str(info.value)
-    assert "the-key" not in str(info.value)
-
-
-async def test_existing_endpoint_and_activation_are_reused() -> None:
-    posted: list[str] = []
-
-    def emulator(request: httpx.Request) -> httpx.Response:
+    def dataverse(request: httpx.Request) -> httpx.Response:
         if request.method == "POST":
-            posted.append(request.url.path)
-            return httpx.Response(201, json=json.loads(request.content))
-        if "BusinessEventsEndpoints(" in request.url.path:
-            return httpx.Response(200, json={"EndpointName": "p2c-bridge"})
-        activation = {
-            "BusinessEventId": "CDSReleasedDistinctProductsChanged",
-            "EndpointName": "p2c-bridge",
-        }
-        return httpx.Response(200, json={"value": [activation]})
+            return httpx.Response(
+                204,
+                headers={"OData-EntityId": f"{request.url}(11111111-1111-1111-1111-111111111111)"},
+            )
+        return httpx.Response(200, json={"value": []})
 
-    async with client(token_or(emulator)) as fno:
-        await register_fno_business_events(fno, WEBHOOK, PRODUCTS)
-    assert posted == []
+    async with sales_client(token_or(dataverse)) as sales:
+        with pytest.raises(ConfigError) as info:
+            await register_data_events(sales, WEBHOOK, PRODUCTS)
+    message = str(info.value)
+    assert "mserp_ecoresreleaseddistinctproductcdsentity" in message
+    assert "Data event catalog" in message
+    assert "the-key" not in message

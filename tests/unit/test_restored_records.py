@@ -16,7 +16,7 @@ from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.envelope import Operation, System
 from bridge.dataverse.delta_poller import DeltaPoller
 from bridge.dataverse.reader import DeltaPage
-from bridge.sources.receiver import DATAVERSE_PATH, FNO_PATH, WebhookReceiver
+from bridge.sources.receiver import DATAVERSE_PATH, WebhookReceiver
 from tests.unit.fakes import MemoryPublisher, StaticReader
 from tests.unit.notifications import ACCOUNT_ID, account_image, notification
 from tests.unit.ops.fakes import MemoryState
@@ -63,30 +63,36 @@ async def test_a_restored_dataverse_record_is_published_again(
     ]
 
 
-def business_event(change: str, version: int, control: int) -> dict[str, Any]:
-    return {
-        "BusinessEventId": "CDSReleasedDistinctProductsChanged",
-        "ControlNumber": control,
-        "EventId": f"E-{control}",
-        "EntityName": "CDSReleasedDistinctProducts",
-        "ChangeType": change,
-        "DataAreaId": "usmf",
-        "ProductNumber": "P-1",
-        "RecordVersion": version,
-    }
+VIRTUAL_TABLE = "mserp_ecoresreleaseddistinctproductcdsentity"
+PRODUCT_COLUMNS = {"mserp_dataareaid": "usmf", "mserp_productnumber": "P-1"}
+
+
+def data_event(message: str, row_version: int) -> dict[str, Any]:
+    """An F&O data event on the product's virtual table, with its key in the images."""
+    image = PRODUCT_COLUMNS if message == "OnExternalDeleted" else {**PRODUCT_COLUMNS}
+    body = notification(
+        message,
+        post=None if message == "OnExternalDeleted" else image,
+        pre=image if message != "OnExternalCreated" else None,
+        target={"RowVersion": str(row_version)},
+        entity_name=VIRTUAL_TABLE,
+    )
+    target = body["InputParameters"][0]["value"]
+    target["RowVersion"] = str(row_version)
+    return body
 
 
 async def test_an_fno_product_released_again_is_published_again(
     client: TestClient[Any, Any], publisher: MemoryPublisher
 ) -> None:
     events = [
-        business_event("Created", 10, 1),
-        business_event("Deleted", 11, 2),
-        business_event("Deleted", 11, 2),  # F&O delivers at least once
-        business_event("Created", 12, 3),
-        business_event("Updated", 10, 1),  # a late retry from before the delete
+        data_event("OnExternalCreated", 10),
+        data_event("OnExternalDeleted", 11),
+        data_event("OnExternalDeleted", 11),  # Dataverse delivers at least once
+        data_event("OnExternalCreated", 12),
+        data_event("OnExternalUpdated", 10),  # a late retry from before the delete
     ]
-    assert [await posted(client, FNO_PATH, e) for e in events] == [1, 1, 0, 1, 0]
+    assert [await posted(client, DATAVERSE_PATH, e) for e in events] == [1, 1, 0, 1, 0]
     assert [e.operation for e in publisher.events] == [
         Operation.CREATE,
         Operation.DELETE,
