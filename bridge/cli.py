@@ -120,12 +120,26 @@ def emulate(
 
 @app.command()
 def setup() -> None:
-    """Create the topics and register the bridge's webhooks on Dataverse."""
+    """Create the topics, register the bridge's webhooks and F&O data-event steps on
+    Dataverse, and print what an administrator must check by hand (exit 2 naming what is
+    missing when a registration is refused)."""
     from bridge.setup import run_setup
 
     settings = _settings()
     configure_logging(settings.log)
-    run_until_signalled(run_setup(settings))
+    manual: list[str] = []
+    done: list[bool] = []
+
+    async def setup_and_collect() -> None:
+        manual.extend(await run_setup(settings))
+        done.append(True)
+
+    run_until_signalled(setup_and_collect())
+    if not done:  # interrupted
+        raise typer.Exit(1)
+    typer.echo("setup complete: topics created, webhooks and data-event steps registered")
+    for step in manual:
+        typer.echo(f"  check by hand: {step}")
 
 
 @app.command()

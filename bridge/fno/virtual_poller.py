@@ -35,6 +35,8 @@ from bridge.kafka.publisher import Publisher
 
 log = structlog.get_logger(__name__)
 
+_CONCURRENT_READS = 8
+
 
 class PollerState(Protocol):
     """The state store as the poller uses it (:class:`bridge.kafka.state.StateStore`)."""
@@ -113,17 +115,30 @@ class VirtualTablePoller:
         return published
 
     async def _handle(self, page: DeltaPage, *, publish: bool) -> int:
-        events: list[ChangeEvent] = []
+        rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
         for row in page.changed:
             key = key_from_columns(self._entity, row)
             row_id = str(row.get(self._id) or "").lower()
             if key is None or not row_id:
                 continue
             await self._state.put(self._row_key(row_id), key)
-            if publish:
-                record = await self._fno.read(self._entity, key)
-                if record is not None:
-                    events.append(self._event(Operation.UPDATE, record, row))
+            rows.append((row, key))
+        events: list[ChangeEvent] = []
+        if publish:
+            # one F&O read per changed record (the row's columns are mserp_ names, and the
+            # topic carries F&O's own), several at a time
+            limit = asyncio.Semaphore(_CONCURRENT_READS)
+
+            async def read(key: dict[str, Any]) -> dict[str, Any] | None:
+                async with limit:
+                    return await self._fno.read(self._entity, key)
+
+            records = await asyncio.gather(*(read(key) for _, key in rows))
+            events += [
+                self._event(Operation.UPDATE, record, row)
+                for (row, _), record in zip(rows, records, strict=True)
+                if record is not None
+            ]
         for row_id in page.deleted_ids:
             key = self._state.get(self._row_key(row_id))
             if key is not None and publish:
