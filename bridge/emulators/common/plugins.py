@@ -29,7 +29,7 @@ from enum import IntEnum
 from typing import Any
 
 from bridge.emulators.common.errors import ApiError
-from bridge.emulators.common.store import Op, RecordStore, StoredRecord
+from bridge.emulators.common.store import Op, RecordKey, RecordStore, StoredRecord
 from bridge.emulators.odata.entities import EntityDef
 
 MAX_DEPTH = 8
@@ -112,6 +112,31 @@ class PluginPipeline:
         context.record = record
         context.values = dict(record.values)
         self.run(Stage.POST_OPERATION, context)
+
+    def write(
+        self,
+        store: RecordStore,
+        context: PluginContext,
+        key: RecordKey,
+        *,
+        changed: frozenset[str],
+        label: str,
+    ) -> StoredRecord:
+        """Store ``context.values`` at ``key`` as ``context.principal`` and run the
+        post-operation steps on the stored record, in one scope (the pre-operation steps
+        have run)."""
+        with self.scope(store, context.entity.name):
+            record = store.write(
+                context.entity.name,
+                key,
+                context.values,
+                principal=context.principal,
+                changed=changed,
+                label=label,
+                depth=context.depth,
+            )
+            self.finish(context, record)
+        return record
 
     def delete(
         self,

@@ -181,17 +181,13 @@ class DataverseTables:
             entity, Op.CREATE, values, None, writes.written, principal, depth, tags
         )
         self._prepare(context)
-        with self.plugins.scope(self.store, entity.name):
-            record = self.store.write(
-                entity.name,
-                (record_id,),
-                values,
-                principal=principal,
-                changed=self._changed(entity, writes),
-                label=record_id,
-                depth=depth,
-            )
-            self.plugins.finish(context, record)
+        record = self.plugins.write(
+            self.store,
+            context,
+            (record_id,),
+            changed=self._changed(entity, writes),
+            label=record_id,
+        )
         return self._latest(entity, record)
 
     def update(
@@ -211,18 +207,13 @@ class DataverseTables:
             entity, Op.UPDATE, values, record, writes.written, principal, depth, tags
         )
         self._prepare(context)
-        record_id = self.record_id(record)
-        with self.plugins.scope(self.store, entity.name):
-            stored = self.store.write(
-                entity.name,
-                record.key,
-                values,
-                principal=principal,
-                changed=self._changed(entity, writes),
-                label=record_id,
-                depth=depth,
-            )
-            self.plugins.finish(context, stored)
+        stored = self.plugins.write(
+            self.store,
+            context,
+            record.key,
+            changed=self._changed(entity, writes),
+            label=self.record_id(record),
+        )
         return self._latest(entity, stored)
 
     def delete(

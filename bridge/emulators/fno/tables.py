@@ -182,17 +182,9 @@ class FnoTables:
         key = self.record_key(entity, values)
         if self.store.get(entity.name, key) is not None:
             raise self._duplicate(entity, values)
-        with self.plugins.scope(self.store, entity.name):
-            record = self.store.write(
-                entity.name,
-                key,
-                values,
-                principal=principal,
-                changed=frozenset(given),
-                label=key_label(entity, values),
-                depth=depth,
-            )
-            self.plugins.finish(context, record)
+        record = self.plugins.write(
+            self.store, context, key, changed=frozenset(given), label=key_label(entity, values)
+        )
         return self.store.get(entity.name, key) or record
 
     def update(
@@ -233,17 +225,13 @@ class FnoTables:
             entity, Op.UPDATE, values, record, frozenset(given), principal, depth, tags
         )
         self._prepare(context, set(given))
-        with self.plugins.scope(self.store, entity.name):
-            stored = self.store.write(
-                entity.name,
-                record.key,
-                values,
-                principal=principal,
-                changed=frozenset(given),
-                label=key_label(entity, record.values),
-                depth=depth,
-            )
-            self.plugins.finish(context, stored)
+        stored = self.plugins.write(
+            self.store,
+            context,
+            record.key,
+            changed=frozenset(given),
+            label=key_label(entity, record.values),
+        )
         return self.store.get(entity.name, record.key) or stored
 
     def delete(
