@@ -23,8 +23,8 @@ from bridge.demo.activity import AccountActivity, Change
 from bridge.demo.actors import OrderProcessor, Salesperson
 from bridge.demo.story import tell
 from bridge.demo.view import render, summary
+from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.server import Emulators
-from bridge.emulators.settings import EmulatorSettings
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.logs import configure_logging

@@ -6,13 +6,13 @@ Public API: :class:`Emulators` (both servers as an async context manager),
 per-system apps :class:`DataverseEmulator` / :class:`FnoEmulator`, and the entity registries.
 """
 
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.fno_entities import FNO_ENTITIES
-from bridge.emulators.principals import Principal, PrincipalDirectory
+from bridge.emulators.common.principals import Principal, PrincipalDirectory
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.dataverse.app import DataverseEmulator
+from bridge.emulators.dataverse.entities import DATAVERSE_ENTITIES
+from bridge.emulators.fno.app import FnoEmulator
+from bridge.emulators.fno.entities import FNO_ENTITIES
 from bridge.emulators.server import Emulators, run_emulators, serve_forever
-from bridge.emulators.settings import EmulatorSettings
 
 __all__ = [
     "DATAVERSE_ENTITIES",

@@ -21,10 +21,10 @@ from typing import Self
 import structlog
 from aiohttp import web
 
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.principals import PrincipalDirectory
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.principals import PrincipalDirectory
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.dataverse.app import DataverseEmulator
+from bridge.emulators.fno.app import FnoEmulator
 
 log = structlog.get_logger(__name__)
 

@@ -36,7 +36,7 @@ from bridge.config import (
     Settings,
     WebhookSettings,
 )
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.settings import EmulatorSettings
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.logs import configure_logging

@@ -32,8 +32,8 @@ from bridge.config import (
     Settings,
     WebhookSettings,
 )
+from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.server import Emulators
-from bridge.emulators.settings import EmulatorSettings
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.setup import run_setup

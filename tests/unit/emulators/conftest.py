@@ -11,10 +11,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.principals import PrincipalDirectory
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.principals import PrincipalDirectory
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.dataverse.app import DataverseEmulator
+from bridge.emulators.fno.app import FnoEmulator
 from tests.unit.emulators.support import (
     BRIDGE,
     USER,

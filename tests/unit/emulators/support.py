@@ -9,8 +9,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.fno import FnoEmulator
+from bridge.emulators.dataverse.app import DataverseEmulator
+from bridge.emulators.fno.app import FnoEmulator
 
 TENANT = "emulated-tenant"
 BRIDGE = ("bridge-local", "bridge-local-secret")

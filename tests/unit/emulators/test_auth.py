@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.emulators.auth import TokenIssuer
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.errors import ApiError
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.principals import NAMESPACE, PrincipalDirectory
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.auth import TokenIssuer
+from bridge.emulators.common.errors import ApiError
+from bridge.emulators.common.principals import NAMESPACE, PrincipalDirectory
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.dataverse.app import DataverseEmulator
+from bridge.emulators.fno.app import FnoEmulator
 from tests.unit.emulators.support import API, TENANT, FnoHarness, SalesHarness
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.fno.app import FnoEmulator
 from tests.unit.emulators.support import BRIDGE, USER, FnoHarness, Receiver, token_for
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.settings import EmulatorSettings
 from tests.unit.emulators.p2c_support import fno_create
 from tests.unit.emulators.support import LinkedHarness, Receiver, register_step
 

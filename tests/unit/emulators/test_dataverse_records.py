@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from bridge.emulators.principals import stable_id
+from bridge.emulators.common.principals import stable_id
 from tests.unit.emulators.support import API, SalesHarness
 
 USD = stable_id("transactioncurrency", "USD")

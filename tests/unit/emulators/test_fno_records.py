@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.emulators.fno import FnoEmulator
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.fno.app import FnoEmulator
 from tests.unit.emulators.support import BRIDGE, FnoHarness, token_for
 
 CUSTOMER = "/data/CustomersV3(dataAreaId='usmf',CustomerAccount='US-001')"

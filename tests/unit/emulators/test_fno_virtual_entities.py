@@ -6,15 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.emulators.fno_entities import FNO_ENTITIES
-from bridge.emulators.fno_virtual_entities import (
+from bridge.emulators.common.store import FIRST_ROW_ID, RecordStore
+from bridge.emulators.fno.entities import FNO_ENTITIES
+from bridge.emulators.fno.virtual_entities import (
     OptionSets,
     rec_id_of,
     record_guid,
     virtual_table,
     virtual_tables,
 )
-from bridge.emulators.store import FIRST_ROW_ID, RecordStore
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from bridge.emulators.dataverse_entities import DATAVERSE_ENTITIES
-from bridge.emulators.errors import ApiError
-from bridge.emulators.fno_entities import FNO_ENTITIES
-from bridge.emulators.odata_filter import DATAVERSE, FNO, compile_filter, matches, parse_filter
-from bridge.emulators.odata_lexer import LiteralType, Tok, tokenize
-from bridge.emulators.odata_values import LookupRef
+from bridge.emulators.common.errors import ApiError
+from bridge.emulators.dataverse.entities import DATAVERSE_ENTITIES
+from bridge.emulators.fno.entities import FNO_ENTITIES
+from bridge.emulators.odata.filter import DATAVERSE, FNO, compile_filter, matches, parse_filter
+from bridge.emulators.odata.lexer import LiteralType, Tok, tokenize
+from bridge.emulators.odata.values import LookupRef
 
 ACCOUNT = DATAVERSE_ENTITIES.require("account")
 CUSTOMER = FNO_ENTITIES.require("CustomersV3")

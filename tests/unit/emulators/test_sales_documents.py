@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bridge.emulators.store import Op
+from bridge.emulators.common.store import Op
 from tests.unit.emulators.p2c_support import (
     account,
     header,

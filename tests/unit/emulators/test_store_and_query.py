@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bridge.emulators.errors import ApiError
-from bridge.emulators.fno_entities import FNO_ENTITIES
-from bridge.emulators.keys import Segment, parse_key, split_path
-from bridge.emulators.odata_filter import FNO
-from bridge.emulators.protocol import parse_prefer
-from bridge.emulators.query import order_rows, parse_expand, parse_query
-from bridge.emulators.store import FIRST_ROW_ID, Op, RecordStore, WriteEvent
+from bridge.emulators.common.errors import ApiError
+from bridge.emulators.common.protocol import parse_prefer
+from bridge.emulators.common.store import FIRST_ROW_ID, Op, RecordStore, WriteEvent
+from bridge.emulators.fno.entities import FNO_ENTITIES
+from bridge.emulators.odata.filter import FNO
+from bridge.emulators.odata.keys import Segment, parse_key, split_path
+from bridge.emulators.odata.query import order_rows, parse_expand, parse_query
 
 
 class Clock:

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bridge.emulators.dataverse import DataverseEmulator
-from bridge.emulators.settings import EmulatorSettings
+from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.dataverse.app import DataverseEmulator
 from tests.unit.emulators.support import API, BRIDGE, USER, Receiver, SalesHarness, token_for
 
 XRM = "http://schemas.microsoft.com/xrm/2011/Contracts"

@@ -1,0 +1,47 @@
+"""Settings of the emulators, read once from ``BRIDGE_EMULATOR__*`` environment variables.
+
+Defaults match the bridge's own defaults, so ``bridge emulate`` and ``bridge run`` work
+together with no configuration. Secrets are ``SecretStr`` and are only unwrapped to compare
+them in constant time (see :mod:`bridge.emulators.common.principals`).
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_WEEK = 7 * 24 * 3600.0
+_TEN_DAYS = 10 * 24 * 3600.0
+
+
+class EmulatorSettings(BaseSettings):
+    """Everything both emulators need: identities, companies, limits and delivery timing."""
+
+    model_config = SettingsConfigDict(env_prefix="BRIDGE_EMULATOR__", frozen=True, extra="ignore")
+
+    client_id: str = "bridge-local"
+    client_secret: SecretStr = SecretStr("bridge-local-secret")
+    user_client_id: str = "p2c-user"
+    user_client_secret: SecretStr = SecretStr("p2c-user-secret")
+    tenant: str = "emulated-tenant"
+    organization_name: str = "emulated"
+    default_company: str = "usmf"
+    companies: tuple[str, ...] = ("usmf", "usrt", "demf")
+    accounting_currencies: dict[str, str] = Field(
+        default_factory=lambda: {"usmf": "USD", "usrt": "USD", "demf": "EUR"}
+    )
+    default_accounting_currency: str = "USD"
+    change_tracking_retention_seconds: float = Field(default=_WEEK, gt=0)
+    fno_change_tracking_retention_seconds: float = Field(default=_TEN_DAYS, gt=0)
+    dataverse_max_page_size: int = Field(default=5000, ge=1)
+    fno_page_size: int = Field(default=10_000, ge=1)
+    fno_modified_datetime_field: str = ""
+    token_lifetime_seconds: int = Field(default=3599, ge=1)
+    webhook_timeout_seconds: float = Field(default=60.0, gt=0)
+    webhook_retry_delay_seconds: float = Field(default=1.0, ge=0)
+    webhook_workers: int = Field(default=4, ge=1)
+    webhook_reorder_window_seconds: float = Field(default=0.0, ge=0)
+    webhook_reorder_seed: int | None = None
+    fno_data_change_business_events: bool = True
+    fno_event_retries: int = Field(default=3, ge=0)
+    fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)

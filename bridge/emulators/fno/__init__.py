@@ -1,0 +1,1 @@
+"""The Finance and Operations OData emulator: entities, records, actions, sales processing and business events."""
