@@ -25,6 +25,7 @@ from tests.support.engine_model import (
     target_key,
 )
 from tests.support.engine_world import (
+    BRIDGE_USER,
     CODEC,
     COMPANY,
     expected_customers,
@@ -178,7 +179,7 @@ class ContractJudge:
           (``dlq.original.*``);
         - **moved to the retry topic**: a retry record names the same first original (a copy
           of a copy keeps the first original's ``retry.original.*``) with the next attempt;
-        - **an echo** (reverse flow only): it was made by the bridge's F&O identity, so it is
+        - **an echo** (reverse flow only): it names one of the bridge's identities, so it is
           settled by being skipped (invariant 5 checks that nothing was written);
         - otherwise the target must show it (:meth:`reflected`).
         An undecodable record can only be settled by a dead letter.
@@ -191,7 +192,8 @@ class ContractJudge:
         if event is None:
             return None
         if flow.name == ECHOES.name:
-            return "an echo, skipped" if event.source.changed_by == BRIDGE_FNO else None
+            bridge = event.source.changed_by in (BRIDGE_FNO, BRIDGE_USER)
+            return "an echo, skipped" if bridge else None
         return self.reflected(event)
 
     def reflected(self, event: ChangeEvent) -> str | None:

@@ -1,18 +1,22 @@
 """The world of the engine's model test (tests/unit/engine/test_model.py): the engine world
 of :mod:`tests.support.engine_world` plus an F&O side that sees the bridge's own writes, a
-ledger of every change the test made in the source, and processes that stop like processes.
+ledger of every change the test made in the source, and processes that own their tasks.
 
 - **Echoes.** The fake F&O's change capture reports every write it accepted as a change
-  event made by the bridge's F&O identity. The catalog has no F&O customer or contact
-  person entity, so the echoes travel as F&O released products (``fno.product``, keyed
-  ``dataAreaId|ProductNumber``); the reverse flow :data:`ECHOES` maps them to a fake Sales.
-  Every F&O change in the model is the bridge's own, so that flow must never write.
+  event made by the bridge, with a version, alternately as a data event and as a row of the
+  virtual table's change tracking; both name the writer's Dataverse user, which for the
+  bridge is its own. (The OData snapshot diff names nobody, so no identity can recognise
+  its echoes; the model leaves it out.) The catalog has no F&O customer or contact person
+  entity, so the echoes travel as F&O released products (``fno.product``, keyed
+  ``dataAreaId|ProductNumber``); the reverse flow :data:`ECHOES` maps them to a fake
+  Sales. Every F&O change in the model is the bridge's own, so that flow must never write.
 - **Versions in names.** The model writes every name with :func:`versioned`, at the version
   the fake Sales gives the change (it numbers changes 1, 2, 3, …), so the target's history
   says which version of the source each write carried.
 - **Processes.** A task inherits the bridge process that created it (a context variable
-  read by the loop's task factory), so a killed process can be stopped completely and a
-  clean stop can wait for the applies its engine left running (finding 1 of the model).
+  read by the loop's task factory), so the model can tell that a stopped or killed process
+  left nothing running that could still write (the model's first finding, now a regression
+  test in tests/unit/engine/test_model_findings.py).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import asyncio
 import contextvars
 import itertools
 import weakref
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,9 +34,11 @@ from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.engine.stream import StreamRecord
 from bridge.flows.processor import FlowContext, FlowProcessor, Identities
+from bridge.fno.source import FnoSource
 from bridge.mapping.template import Template
 from bridge.mapping.writes import TargetWrite
 from bridge.sinks.base import ApplyOutcome, Sink
+from bridge.sources.base import Sources
 from tests.support.engine_world import (
     ACCOUNT,
     BRIDGE_USER,
@@ -47,7 +53,8 @@ from tests.support.engine_world import (
 )
 
 BRIDGE_FNO = "f0000000-0000-0000-0000-00000000f0f0"
-"""The bridge's principal in F&O (its token's ``oid``), which F&O names as ``changed_by``."""
+"""The bridge's principal in F&O (its token's ``oid``); with its Dataverse user, the F&O
+identities the bridge recognises its echoes by (as ``bridge.app`` resolves them)."""
 PRODUCT = source_entity(System.FNO, "product")
 ECHOES = Template.model_validate(
     {
@@ -63,8 +70,6 @@ ECHOES = Template.model_validate(
     }
 )
 MODEL_TEMPLATES = {**TEMPLATES, ECHOES.name: ECHOES}
-STOP_GRACE_SECONDS = 5.0
-"""How long a clean stop waits for the applies its engine left running."""
 
 PROCESS: contextvars.ContextVar[str | None] = contextvars.ContextVar("process", default=None)
 
@@ -87,13 +92,40 @@ class EchoingTarget(TargetStore):
         return outcome
 
 
-def echo_event(write: TargetWrite, outcome: ApplyOutcome, version: int) -> ChangeEvent:
-    """The F&O change event of one write the bridge made, by the bridge's F&O identity."""
-    image = {
+def as_product(entity_set: str, key: tuple[Any, ...], body: Mapping[str, Any]) -> dict[str, Any]:
+    """An F&O record the bridge writes, as the F&O product that stands in for it."""
+    return {
         "dataAreaId": COMPANY,
-        "ProductNumber": f"{write.entity_set}:{list(write.key.values())[-1]}",
-        "ProductName": write.body.get("Name"),
+        "ProductNumber": f"{entity_set}:{key[-1]}",
+        "ProductName": body.get("Name"),
     }
+
+
+class EchoReader:
+    """Reads the fake F&O through the products that stand in for its records (the reader
+    behind :class:`~bridge.fno.source.FnoSource`, which confirms F&O changes)."""
+
+    def __init__(self, target: TargetStore) -> None:
+        self._target = target
+
+    async def read(self, entity: SourceEntity, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The product with these key values, or ``None``."""
+        entity_set, _, number = str(key.get("ProductNumber", "")).partition(":")
+        body = self._target.records.get((entity_set, (COMPANY, number)))
+        return None if body is None else as_product(entity_set, (COMPANY, number), body)
+
+    async def children(
+        self, entity: SourceEntity, match: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """No F&O record of the model has lines."""
+        return []
+
+
+def echo_event(write: TargetWrite, outcome: ApplyOutcome, version: int) -> ChangeEvent:
+    """The F&O change event of one write the bridge made, naming the bridge's Dataverse
+    user: an odd version comes as a data event, an even one from the virtual table's
+    change tracking."""
+    image = as_product(write.entity_set, tuple(write.key.values()), write.body)
     operation = {
         ApplyOutcome.CREATED: Operation.CREATE,
         ApplyOutcome.UPDATED: Operation.UPDATE,
@@ -107,8 +139,8 @@ def echo_event(write: TargetWrite, outcome: ApplyOutcome, version: int) -> Chang
         company=COMPANY,
         record_version=version,
         change_time=datetime.now(UTC),
-        changed_by=BRIDGE_FNO,
-        capture=Capture.BUSINESS_EVENT,
+        changed_by=BRIDGE_USER,
+        capture=Capture.WEBHOOK if version % 2 else Capture.POLL,
     )
     if operation is Operation.DELETE:
         return ChangeEvent.create(source, operation, before=image)
@@ -147,8 +179,9 @@ class ProcessTasks:
 
 
 class ModelWorld(World):
-    """The engine world with the reverse flow :data:`ECHOES`, an F&O that echoes, a Sales
-    side that must stay untouched, and processes that stop completely."""
+    """The engine world with the reverse flow :data:`ECHOES`, an F&O that echoes (and is a
+    source the engine can confirm F&O changes against), a Sales side that must stay
+    untouched, and processes that own the tasks they start."""
 
     def __init__(self, bus: MemoryBus, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(bus, templates=MODEL_TEMPLATES)
@@ -157,10 +190,16 @@ class ModelWorld(World):
         self.sales_target = TargetStore()
         self.processes = ProcessTasks(loop)
         self._fno_versions = itertools.count(1)
+        self.sources = Sources(
+            {System.SALES: self.source, System.FNO: FnoSource(EchoReader(self.target))}  # type: ignore[arg-type]
+        )
         sinks: dict[System, Sink] = {System.FNO: self.target, System.SALES: self.sales_target}
         context = FlowContext(
             identities=Identities(
-                {System.SALES: frozenset({BRIDGE_USER}), System.FNO: frozenset({BRIDGE_FNO})}
+                {
+                    System.SALES: frozenset({BRIDGE_USER}),
+                    System.FNO: frozenset({BRIDGE_FNO, BRIDGE_USER}),
+                }
             ),
             companies=self.settings.companies,
             sources=self.sources,
@@ -183,39 +222,20 @@ class ModelWorld(World):
         finally:
             PROCESS.reset(token)
 
-    async def stop_process(self, name: str) -> None:
-        """Stop a process cleanly, the way :meth:`FlowEngine.revoked` means it: the applies
-        of the batch in flight finish before its partitions move.
+    async def stop_process(self, name: str) -> list[str]:
+        """Stop a process cleanly (``World.stop_worker``); return the names of its tasks
+        still running, which could go on writing after its partitions moved."""
+        await self.stop_worker(name)
+        return [t.get_name() for t in self.processes.running(name)]
 
-        Cancelling an engine's run task cancels the applies of its batch too (finding 1 in
-        tests/unit/engine/test_model_findings.py, fixed); the model still waits for any task
-        of the process, so a regression shows as a broken invariant, not a leaked task.
-        """
-        worker = self.workers.pop(name)
-        for task in worker.tasks:
-            task.cancel()
-        await asyncio.gather(*worker.tasks, return_exceptions=True)
-        left = self.processes.running(name)
-        if left:
-            await asyncio.wait(left, timeout=STOP_GRACE_SECONDS)
-        for cm in worker.exits:
-            await cm.__aexit__(None, None, None)
+    async def kill_process(self, name: str) -> list[str]:
+        """Kill a process (``World.crash_worker``); return its tasks still running."""
+        await self.crash_worker(name)
+        return [t.get_name() for t in self.processes.running(name)]
 
-    async def kill_process(self, name: str) -> None:
-        """Kill a process: every task it started stops where it is (``World.crash_worker``
-        stops only the run tasks), then its group membership lapses without callbacks."""
-        worker = self.workers.pop(name)
-        doomed = {*worker.tasks, *self.processes.running(name)}
-        for task in doomed:
-            task.cancel()
-        await asyncio.gather(*doomed, return_exceptions=True)
-        for flow in self.flows:
-            await self.memory.crash(flow, name)
-
-    async def stop_processes(self) -> None:
-        """Stop every process cleanly."""
-        for name in list(self.workers):
-            await self.stop_process(name)
+    def batch_in_flight(self, name: str) -> bool:
+        """Whether the process is applying a batch (it runs more tasks than its engines)."""
+        return len(self.processes.running(name)) > len(self.workers[name].tasks)
 
 
 # --- what the test did in the source --------------------------------------------------

@@ -1,8 +1,7 @@
-"""Engine bugs the model (test_model.py) found, each reduced to its smallest reproduction.
-
-They are expected to fail until the engine is fixed (``xfail(strict=True)``: a fix makes
-them pass, which fails the suite until the marker, and the model's workaround named in the
-reason, are removed).
+"""Engine bugs the model (test_model.py) found, each reduced to its smallest reproduction
+and kept as a regression test now that the engine is fixed. The model checks the same
+properties among all the others: a stopped or killed process leaves no task running, and
+late or waiting changes never bring back a record deleted without a version.
 """
 
 from __future__ import annotations
