@@ -9,7 +9,6 @@ seen by change tracking; ``bridge reconcile`` finds them.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +19,9 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.dataverse.reader import DataverseReader, DeltaPage, DeltaTokenExpired
 from bridge.dataverse.records import parse_iso
-from bridge.errors import TransientError
 from bridge.kafka.publisher import Publisher
 from bridge.kafka.state import StateStore
+from bridge.sources.base import poll_forever
 
 log = structlog.get_logger(__name__)
 
@@ -87,12 +86,9 @@ class DeltaPoller:
 
     async def run(self) -> None:
         """Poll until cancelled; transient failures are logged and retried next interval."""
-        while True:
-            try:
-                await self.poll_once()
-            except TransientError as exc:
-                log.warning("poll_failed", entity=self._entity.name, error=str(exc))
-            await asyncio.sleep(self._settings.interval_seconds)
+        await poll_forever(
+            f"delta:{self._entity.name}", self.poll_once, self._settings.interval_seconds
+        )
 
     async def poll_once(self) -> int:
         """One round: publish every change since the stored link; return how many."""

@@ -9,9 +9,9 @@ from typing import Any
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
-from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, now_millis
+from bridge.contract.envelope import Capture, ChangeEvent
 from bridge.dataverse.reader import DataverseReader
-from bridge.sources.base import entity_of
+from bridge.sources.base import entity_of, snapshot
 
 BUSINESS_UNIT = "_owningbusinessunit_value"
 
@@ -31,20 +31,14 @@ class DataverseSource:
     ) -> ChangeEvent:
         """A Dataverse record as a SNAPSHOT event."""
         version = record.get("versionnumber")
-        source = Source(
-            system=entity.system,
-            entity=entity.entity,
-            record_id=entity.record_id(record),
-            business_key=entity.business_key_of(record),
-            record_version=int(version) if isinstance(version, int) else None,
-            change_time=header.source.change_time if header else now_millis(),
+        return snapshot(
+            entity,
+            record,
+            header,
+            capture,
+            version=int(version) if isinstance(version, int) else None,
             # the last modifier: a record the bridge wrote last is its own echo
             changed_by=record.get("_modifiedby_value"),
-            capture=capture,
-        )
-        correlation = header.correlation_id if header else None
-        return ChangeEvent.create(
-            source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
         )
 
     def company(self, event: ChangeEvent, companies: CompanySettings) -> str | None:

@@ -19,7 +19,6 @@ record; it is measured in docs/measurements.md.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import time
@@ -33,9 +32,9 @@ import structlog
 from bridge.config import CompanySettings, FnoPollerSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
-from bridge.errors import TransientError
 from bridge.fno.reader import FnoReader, normalize_fno_record
 from bridge.kafka.publisher import Publisher
+from bridge.sources.base import poll_forever
 
 log = structlog.get_logger(__name__)
 
@@ -96,13 +95,10 @@ class SnapshotDiffPoller:
         self._prefix = f"snapdiff|{entity.name}|"
 
     async def run(self) -> None:
-        """Diff until cancelled; transient failures are logged and retried next interval."""
-        while True:
-            try:
-                await self.poll_once()
-            except TransientError as exc:
-                log.warning("snapshot_diff_failed", entity=self._entity.name, error=str(exc))
-            await asyncio.sleep(self._settings.interval_seconds)
+        """Poll until cancelled; transient failures are logged and retried next interval."""
+        await poll_forever(
+            f"snapshot-diff:{self._entity.name}", self.poll_once, self._settings.interval_seconds
+        )
 
     async def poll_once(self) -> DiffRun:
         """One full pass: publish every create, update and delete since the last pass."""

@@ -9,9 +9,9 @@ from typing import Any
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
-from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, now_millis
+from bridge.contract.envelope import Capture, ChangeEvent
 from bridge.fno.reader import FnoReader
-from bridge.sources.base import entity_of
+from bridge.sources.base import entity_of, snapshot
 
 COMPANY = "dataAreaId"
 
@@ -30,20 +30,8 @@ class FnoSource:
         capture: Capture = Capture.RECONCILE,
     ) -> ChangeEvent:
         """An F&O record as a SNAPSHOT event (no version: OData gives none)."""
-        company = record.get(COMPANY) or (header.source.company if header else None)
-        source = Source(
-            system=entity.system,
-            entity=entity.entity,
-            record_id=entity.record_id(record),
-            business_key=entity.business_key_of(record),
-            company=str(company) if company else None,
-            change_time=header.source.change_time if header else now_millis(),
-            capture=capture,
-        )
-        correlation = header.correlation_id if header else None
-        return ChangeEvent.create(
-            source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
-        )
+        company = record.get(COMPANY)
+        return snapshot(entity, record, header, capture, company=str(company) if company else None)
 
     def company(self, event: ChangeEvent, companies: CompanySettings) -> str | None:
         """The record's own company, when it takes part in the sync."""

@@ -28,10 +28,10 @@ from bridge.config import PollerSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System
 from bridge.dataverse.reader import DataverseReader, DeltaPage, DeltaTokenExpired
-from bridge.errors import TransientError
 from bridge.fno.data_events import key_from_columns, virtual_table
 from bridge.fno.reader import FnoReader
 from bridge.kafka.publisher import Publisher
+from bridge.sources.base import poll_forever
 
 log = structlog.get_logger(__name__)
 
@@ -82,12 +82,9 @@ class VirtualTablePoller:
 
     async def run(self) -> None:
         """Poll until cancelled; transient failures are logged and retried next interval."""
-        while True:
-            try:
-                await self.poll_once()
-            except TransientError as exc:
-                log.warning("virtual_poll_failed", entity=self._entity.name, error=str(exc))
-            await asyncio.sleep(self._settings.interval_seconds)
+        await poll_forever(
+            f"virtual-table:{self._entity.name}", self.poll_once, self._settings.interval_seconds
+        )
 
     async def poll_once(self) -> int:
         """One round: publish every change since the stored link; return how many."""

@@ -9,12 +9,18 @@ packages: the engine, the processor and the operator commands see only the envel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
+
+import structlog
 
 from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity, source_entity
-from bridge.contract.envelope import Capture, ChangeEvent, System
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System, now_millis
+from bridge.errors import TransientError
+
+log = structlog.get_logger(__name__)
 
 
 class SourceSystem(Protocol):
@@ -87,3 +93,46 @@ class Sources:
 def entity_of(event: ChangeEvent) -> SourceEntity:
     """The captured entity an event is about."""
     return source_entity(event.source.system, event.source.entity)
+
+
+def snapshot(
+    entity: SourceEntity,
+    record: Mapping[str, Any],
+    header: ChangeEvent | None,
+    capture: Capture,
+    *,
+    version: int | None = None,
+    company: str | None = None,
+    changed_by: str | None = None,
+) -> ChangeEvent:
+    """A record read from its system as a SNAPSHOT event, with what its system says of its
+    version, company and last modifier; a line read with its header keeps the header's
+    correlation and change time."""
+    source = Source(
+        system=entity.system,
+        entity=entity.entity,
+        record_id=entity.record_id(record),
+        business_key=entity.business_key_of(record),
+        company=company or (header.source.company if header else None),
+        record_version=version,
+        change_time=header.source.change_time if header else now_millis(),
+        changed_by=changed_by,
+        capture=capture,
+    )
+    correlation = header.correlation_id if header else None
+    return ChangeEvent.create(
+        source, Operation.SNAPSHOT, after=dict(record), correlation_id=correlation
+    )
+
+
+async def poll_forever(
+    name: str, poll_once: Callable[[], Awaitable[object]], interval_seconds: float
+) -> None:
+    """Run ``poll_once`` every ``interval_seconds`` until cancelled; a transient failure is
+    logged and the next round tries again (a poller's progress is in its stored link)."""
+    while True:
+        try:
+            await poll_once()
+        except TransientError as exc:
+            log.warning("poll_failed", poller=name, error=str(exc))
+        await asyncio.sleep(interval_seconds)
