@@ -102,6 +102,9 @@ class KafkaRecordStream:
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=max(1_000, settings.session_timeout_ms // 5),
             partition_assignment_strategy=(RangePartitionAssignor,),
+            # topics created a moment ago can be missing from the first metadata answer;
+            # refresh soon rather than after the default five minutes
+            metadata_max_age_ms=5_000,
         )
 
     async def __aenter__(self) -> Self:

@@ -6,6 +6,7 @@ engine owns partition *n* of all three together); a mismatch is refused at start
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable
 
@@ -20,6 +21,8 @@ from bridge.engine.flow import Flow
 from bridge.errors import ConfigError
 
 log = structlog.get_logger(__name__)
+
+_LEADER_WAIT_SECONDS = 30.0
 
 
 def change_topics(settings: KafkaSettings) -> list[str]:
@@ -63,6 +66,7 @@ async def ensure_topics(settings: KafkaSettings, flows: Iterable[Flow] = ()) -> 
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
             log.info("topics_created", topics=[t.name for t in missing])
+            await _wait_for_leaders(admin, [t.name for t in missing])
         await _check_copartitioned(admin, flows)
     finally:
         await admin.close()
@@ -78,6 +82,25 @@ async def _check_copartitioned(admin: AIOKafkaAdminClient, flows: list[Flow]) ->
             raise ConfigError(
                 f"flow {flow.name}: its topics must have equal partition counts, found {found}"
             )
+
+
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Return once every partition of the new topics has a leader. A client that subscribes
+    to a topic before then may get no metadata for it, and aiokafka asks again only after
+    ``metadata_max_age_ms`` (five minutes by default): the flow would sit idle that long."""
+    deadline = asyncio.get_running_loop().time() + _LEADER_WAIT_SECONDS
+    while True:
+        described = await admin.describe_topics(names)
+        ready = {
+            d["topic"]
+            for d in described
+            if not d.get("error_code")
+            and d.get("partitions")
+            and all(p.get("leader", -1) >= 0 for p in d["partitions"])
+        }
+        if ready >= set(names) or asyncio.get_running_loop().time() > deadline:
+            return
+        await asyncio.sleep(0.1)
 
 
 async def _partition_counts(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
