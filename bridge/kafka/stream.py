@@ -156,10 +156,13 @@ class KafkaRecordStream:
 
 
 class KafkaVersionLog:
-    """One flow's versions topic; async context manager owning a reader and a producer."""
+    """One flow's versions topic; async context manager owning a producer and one reader.
+
+    The reader is a group-less consumer that lives as long as the log (reassigned on each
+    read), so a load cancelled by a shutdown or a rebalance leaves no client behind.
+    """
 
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
-        self._settings = settings
         self._topic = topic
         self._producer = AIOKafkaProducer(
             bootstrap_servers=settings.bootstrap_servers,
@@ -168,9 +171,24 @@ class KafkaVersionLog:
             enable_idempotence=True,
             linger_ms=5,
         )
+        self._reader = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id}-versions-loader",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
 
     async def __aenter__(self) -> Self:
-        await start_client(self._producer)
+        try:
+            await start_client(self._producer)
+        except BaseException:
+            await self._reader.stop()  # created, never started: close it all the same
+            raise
+        try:
+            await start_client(self._reader)
+        except BaseException:
+            await self._producer.stop()
+            raise
         return self
 
     async def __aexit__(
@@ -179,34 +197,29 @@ class KafkaVersionLog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._producer.stop()
+        try:
+            await self._reader.stop()
+        finally:
+            await self._producer.stop()
 
     async def read(self, partitions: Collection[int]) -> dict[int, dict[bytes, bytes]]:
         """Per partition, every key's latest value, read from the start to the end."""
         tps = [TopicPartition(self._topic, p) for p in partitions]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
-            client_id=f"{self._settings.client_id}-versions-loader",
-            enable_auto_commit=False,
-            isolation_level="read_committed",
-        )
         latest: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+        reader = self._reader
         try:
-            await start_client(consumer)
-            consumer.assign(tps)
-            await consumer.seek_to_beginning(*tps)
-            ends = await consumer.end_offsets(tps)
+            reader.assign(tps)
+            await reader.seek_to_beginning(*tps)
+            ends = await reader.end_offsets(tps)
             remaining = {tp for tp in tps if ends[tp] > 0}
             while remaining:
-                batch = await consumer.getmany(*remaining, timeout_ms=1000)
+                batch = await reader.getmany(*remaining, timeout_ms=1000)
                 for tp, records in batch.items():
                     for record in records:
                         latest[tp.partition][record.key or b""] = record.value
-                remaining = {tp for tp in remaining if await consumer.position(tp) < ends[tp]}
+                remaining = {tp for tp in remaining if await reader.position(tp) < ends[tp]}
         except KafkaError as exc:
             raise TransientError(f"versions not loaded: {exc.__class__.__name__}") from exc
-        finally:
-            await consumer.stop()
         return {
             p: {k: v for k, v in values.items() if v is not None} for p, values in latest.items()
         }

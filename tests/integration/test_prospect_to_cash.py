@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bridge.config import FlowSettings
+from bridge.config import FlowSettings, PollerSettings, Settings
 from bridge.demo.actors import OrderProcessor, Salesperson
 from bridge.fno.sink import CROSS_COMPANY
 from bridge.http.odata import key_path
+from bridge.kafka.state import StateStore
 from bridge.mapping.loader import load_templates
 from bridge.ops.commands import list_dead_letters
 from tests.integration.conftest import Stack, eventually, running_bridge
@@ -50,9 +51,37 @@ def bridge_writes(
 
 
 async def test_the_whole_prospect_to_cash_story(stack: Stack) -> None:
+    """Every change pushed: Sales webhooks, F&O data events."""
+    await tell_the_story(stack, stack.with_settings(flows=fast_flows(stack)))
+
+
+async def test_the_whole_story_caught_up_by_change_tracking_with_the_receiver_down(
+    stack: Stack,
+) -> None:
+    """The receiver is down the whole time (the registered webhooks and data-event steps
+    post to a closed port, and Dataverse gives up after its retry): every change of both
+    systems arrives through change tracking — on the Sales tables and on the F&O virtual
+    tables — polled by the leader."""
+    receiver_down = stack.settings.webhook.model_copy(update={"enabled": False})
+    settings = stack.with_settings(
+        flows=fast_flows(stack), webhook=receiver_down, poller=PollerSettings(interval_seconds=0.5)
+    )
+    await tell_the_story(stack, settings, wait_for_links=True)
+
+
+async def links_established(settings: Settings) -> bool:
+    """Whether the leader's virtual-table pollers hold their delta links (their first
+    round only establishes the link: changes before it are backfill's)."""
+    entities = ("product", "salesorderheader", "salesorderline", "invoiceheader", "invoiceline")
+    async with StateStore(settings.kafka) as state:
+        return all(state.get(f"delta|fno|{entity}") for entity in entities)
+
+
+async def tell_the_story(stack: Stack, settings: Settings, *, wait_for_links: bool = False) -> None:
     sales, fno = Salesperson(stack.sales_user), OrderProcessor(stack.fno_user)
-    settings = stack.with_settings(flows=fast_flows(stack))
     async with running_bridge(settings):
+        if wait_for_links:
+            await eventually(lambda: links_established(settings), timeout=60, interval=0.5)
         # 1. a product released in F&O appears in Sales with its price
         await fno.release_product("SPK-100", "Mid-range speaker", 220.5)
         product = await eventually(lambda: sales.get("products", "productnumber='SPK-100'"))
