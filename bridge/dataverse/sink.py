@@ -1,6 +1,7 @@
 """Writes to Dataverse: upserts addressed by alternate keys, lookups bound by business keys.
 
-Every write reads the target first, like the F&O sink: a record that already holds the
+Dataverse's requests for the shared read-compare-write algorithm
+(:class:`bridge.sinks.base.ReadCompareWriteSink`): a record that already holds the
 mapped values is not written again (so re-applying an event changes nothing and fires no
 webhook), a missing record is created with ``If-None-Match: *`` (create-only, so a racing
 create is detected instead of duplicated), and an existing one is patched with only the
@@ -17,30 +18,25 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
-
 from bridge.dataverse.metadata import DataverseMetadata
 from bridge.errors import (
-    AlreadyExists,
     DependencyMissing,
     NotFound,
-    PreconditionFailed,
 )
 from bridge.fno.sink import same_value
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
 from bridge.mapping.template import BindCandidate
-from bridge.mapping.writes import BindRef, TargetWrite, WriteKind
-from bridge.sinks.base import ApplyOutcome, check_guard
+from bridge.mapping.writes import BindRef, TargetWrite
+from bridge.sinks.base import ReadCompareWriteSink
 
-log = structlog.get_logger(__name__)
-
-_MAX_CONFLICT_RETRIES = 3
 _CACHE_SIZE = 10_000
 
 
-class DataverseSink:
-    """Applies target writes to Dataverse entity sets through one :class:`ApiClient`."""
+class DataverseSink(ReadCompareWriteSink):
+    """Dataverse's requests for the shared read-compare-write algorithm."""
+
+    system_name = "Sales"
 
     def __init__(self, client: ApiClient, metadata: DataverseMetadata) -> None:
         self._client = client
@@ -121,44 +117,30 @@ class DataverseSink:
         except NotFound:
             return None
 
-    async def apply(self, write: TargetWrite) -> ApplyOutcome:
-        """Make the target record match ``write``; safe to repeat."""
-        for _ in range(_MAX_CONFLICT_RETRIES):
-            try:
-                return await self._apply_once(write)
-            except (PreconditionFailed, AlreadyExists):
-                log.info(
-                    "dataverse_write_conflict",
-                    entity_set=write.entity_set,
-                    target_key=write.key_text,
-                )
-        return await self._apply_once(write)
+    async def address(self, write: TargetWrite) -> str:
+        """The record's alternate-key path (lookup key parts resolved to GUIDs)."""
+        return await self._key_path(write)
 
-    async def _apply_once(self, write: TargetWrite) -> ApplyOutcome:
-        path = await self._key_path(write)
-        current = await self._read(path)
-        if write.kind is WriteKind.DELETE:
-            if current is None:
-                return ApplyOutcome.UNCHANGED
-            await self._client.request("DELETE", path, headers=_if_match(current))
-            return ApplyOutcome.DELETED
-        if current is None and write.kind is WriteKind.UPDATE_IF_EXISTS:
-            return ApplyOutcome.UNCHANGED
-        if current is None and write.kind is WriteKind.UPDATE:
-            raise DependencyMissing(
-                f"{write.entity_set} {write.key_text} does not exist in Sales yet"
-            )
-        check_guard(write, current)
+    async def current(self, address: str) -> dict[str, Any] | None:
+        """The record at ``address``, or ``None``."""
+        return await self._read(address)
+
+    async def create(self, address: str, write: TargetWrite) -> None:
+        """Upsert by key with ``If-None-Match: *``, so a racing create is detected."""
         binds = {name: await self.resolve(ref) for name, ref in write.binds.items()}
         fields = {k: v for k, v in write.body.items() if k not in write.key}
-        if current is None:
-            body = {**fields, **_bind_fields(binds)}
-            await self._client.request("PATCH", path, json=body, headers={"If-None-Match": "*"})
-            return ApplyOutcome.CREATED
-        changes = {
+        body = {**fields, **_bind_fields(binds)}
+        await self._client.request("PATCH", address, json=body, headers={"If-None-Match": "*"})
+
+    async def changes(self, write: TargetWrite, current: Mapping[str, Any]) -> dict[str, Any]:
+        """The differing columns and lookups (as ``@odata.bind``), create-only excluded."""
+        binds = {name: await self.resolve(ref) for name, ref in write.binds.items()}
+        changed = {
             k: v
-            for k, v in fields.items()
-            if k not in write.create_only and not same_value(current.get(k), v)
+            for k, v in write.body.items()
+            if k not in write.key
+            and k not in write.create_only
+            and not same_value(current.get(k), v)
         }
         changed_binds = {
             name: bound
@@ -166,11 +148,17 @@ class DataverseSink:
             if name not in write.create_only
             and str(current.get(f"_{name}_value") or "").lower() != bound[1]
         }
-        if not changes and not changed_binds:
-            return ApplyOutcome.UNCHANGED
-        body = {**changes, **_bind_fields(changed_binds)}
-        await self._client.request("PATCH", path, json=body, headers=_if_match(current))
-        return ApplyOutcome.UPDATED
+        return {**changed, **_bind_fields(changed_binds)}
+
+    async def update(
+        self, address: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+    ) -> None:
+        """PATCH the differences under the ETag just read."""
+        await self._client.request("PATCH", address, json=dict(changes), headers=_if_match(current))
+
+    async def delete(self, address: str, current: Mapping[str, Any]) -> None:
+        """DELETE under the ETag just read."""
+        await self._client.request("DELETE", address, headers=_if_match(current))
 
 
 def _bind_fields(binds: Mapping[str, tuple[BindCandidate, str]]) -> dict[str, str]:

@@ -1,7 +1,9 @@
-"""Starting aiokafka clients so that none is left open when a start is cancelled."""
+"""Starting and stopping aiokafka clients so that none is left open when a shutdown
+cancels them halfway."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 
@@ -18,5 +20,17 @@ async def start_client(client: _Startable) -> None:
     try:
         await client.start()
     except BaseException:
+        await stop_client(client)
+        raise
+
+
+async def stop_client(client: _Startable) -> None:
+    """Stop a producer or consumer to the end even if the caller is cancelled meanwhile (a
+    shutdown cancels a component's task while it is already closing): aiokafka closes its
+    connections last, so an interrupted stop would leave them open. The stop is finished,
+    then the cancellation goes on."""
+    try:
+        await client.stop()
+    except asyncio.CancelledError:
         await client.stop()
         raise

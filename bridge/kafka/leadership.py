@@ -30,7 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExists
 from bridge.config import KafkaSettings
 from bridge.contract import topics as contract_topics
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.clients import start_client
+from bridge.kafka.clients import start_client, stop_client
 from bridge.kafka.leader_assignor import LeaderAssignor
 
 log = structlog.get_logger(__name__)
@@ -218,7 +218,7 @@ class LeaderElection:
         try:
             await ensure_leader_topic(self._settings)
         except BaseException:
-            await self._consumer.stop()  # created, never started: close it all the same
+            await stop_client(self._consumer)  # created, never started: close it all the same
             raise
         await start_client(self._consumer)
         return self
@@ -287,4 +287,4 @@ class LeaderElection:
         # callback on stop, and the next leader is assigned as soon as we have left
         self._closing = True
         await self._lose("stopped")
-        await self._consumer.stop()
+        await stop_client(self._consumer)

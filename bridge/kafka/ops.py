@@ -27,6 +27,7 @@ from aiokafka.errors import (
 from bridge.config import KafkaSettings, Settings
 from bridge.errors import ConfigError, TransientError
 from bridge.http.retry import RetryPolicy
+from bridge.kafka.clients import stop_client
 from bridge.kafka.stream import stream_record
 from bridge.ops.ports import RawRecord
 
@@ -92,7 +93,7 @@ class KafkaTopics:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._consumer.stop()
+            await stop_client(self._consumer)
         finally:
             await self._admin.close()
 
@@ -231,7 +232,7 @@ class KafkaGroups:
                 ) from None
             raise
         finally:
-            await consumer.stop()
+            await stop_client(consumer)
         log.info("group_offsets_committed", group=group, topic=topic, offsets=dict(offsets))
 
 

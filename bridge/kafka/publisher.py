@@ -23,7 +23,7 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
-from bridge.kafka.clients import start_client
+from bridge.kafka.clients import start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -159,7 +159,7 @@ class EventPublisher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._producer.stop()
+        await stop_client(self._producer)
 
     async def publish(self, items: Sequence[tuple[SourceEntity, ChangeEvent]]) -> int:
         """Publish events not published before; return how many were sent.

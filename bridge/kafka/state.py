@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import start_client
+from bridge.kafka.clients import start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -41,7 +41,7 @@ class StateStore:
         try:
             await self._load()
         except BaseException:
-            await self._producer.stop()  # created, never started: close it all the same
+            await stop_client(self._producer)  # created, never started: close it all the same
             raise
         await start_client(self._producer)
         return self
@@ -52,7 +52,7 @@ class StateStore:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._producer.stop()
+        await stop_client(self._producer)
 
     def get(self, key: str) -> Any:
         """The stored value, or ``None``."""
@@ -113,7 +113,7 @@ class StateStore:
                     if await consumer.position(tp) >= remaining[tp]:
                         remaining.pop(tp)
         finally:
-            await consumer.stop()
+            await stop_client(consumer)
         log.info("state_loaded", topic=self._topic, keys=len(self._values))
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:

@@ -36,7 +36,7 @@ from bridge.config import KafkaSettings
 from bridge.engine.flow import Flow
 from bridge.engine.stream import Partition, RebalanceListener, StreamRecord
 from bridge.errors import PublishFailed, TransientError
-from bridge.kafka.clients import start_client
+from bridge.kafka.clients import start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -118,7 +118,7 @@ class KafkaRecordStream:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._consumer.stop()
+        await stop_client(self._consumer)
 
     async def fetch(self, max_wait: float) -> Mapping[Partition, Sequence[StreamRecord]]:
         """The next records of the owned, unpaused partitions."""
@@ -182,12 +182,12 @@ class KafkaVersionLog:
         try:
             await start_client(self._producer)
         except BaseException:
-            await self._reader.stop()  # created, never started: close it all the same
+            await stop_client(self._reader)  # created, never started: close it all the same
             raise
         try:
             await start_client(self._reader)
         except BaseException:
-            await self._producer.stop()
+            await stop_client(self._producer)
             raise
         return self
 
@@ -198,9 +198,9 @@ class KafkaVersionLog:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self._reader.stop()
+            await stop_client(self._reader)
         finally:
-            await self._producer.stop()
+            await stop_client(self._producer)
 
     async def read(self, partitions: Collection[int]) -> dict[int, dict[bytes, bytes]]:
         """Per partition, every key's latest value, read from the start to the end."""
