@@ -4,6 +4,7 @@ cancels them halfway."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Protocol
 
 
@@ -16,9 +17,18 @@ class _Startable(Protocol):
 async def start_client(client: _Startable) -> None:
     """Start a producer or consumer; if the start fails or is cancelled (a shutdown while
     the broker is slow to answer), stop it before re-raising, since the owner's
-    ``__aexit__`` will not run and aiokafka warns about a client never closed."""
+    ``__aexit__`` will not run and aiokafka warns about a client never closed.
+
+    A cancelled start is first let finish: aiokafka keeps the connection of its bootstrap
+    request in a local variable, so interrupting it there leaves that socket open."""
+    starting = asyncio.ensure_future(client.start())
     try:
-        await client.start()
+        await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await starting
+        await stop_client(client)
+        raise
     except BaseException:
         await stop_client(client)
         raise
