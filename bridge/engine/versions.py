@@ -6,8 +6,8 @@ to the flow's compacted versions topic (same partition number as the record). An
 changed only by the one task that applies the record's events, so checking a version and
 storing the new one happen as one step per record (see :mod:`bridge.engine.runner`).
 
-Ordering rule (:func:`staleness`): events of a record carry a comparable version (Dataverse
-``versionnumber``; F&O ``RecordVersion``, else the business event's ``ControlNumber``). An
+Ordering rule (:func:`staleness`): events of a record carry a comparable version (the
+source system's row version, set by its package: ``bridge.dataverse``, ``bridge.fno``). An
 older version than the one applied is stale; an equal one is stale unless an operator forces
 it; a delete with the version it deleted is not stale (its pre-image carries that version).
 Events without a version are not compared at all: the engine confirms them against the

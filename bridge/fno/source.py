@@ -30,8 +30,7 @@ class FnoSource:
         capture: Capture = Capture.RECONCILE,
     ) -> ChangeEvent:
         """An F&O record as a SNAPSHOT event (no version: OData gives none)."""
-        company = record.get(COMPANY)
-        return snapshot(entity, record, header, capture, company=str(company) if company else None)
+        return record_snapshot(entity, record, capture, header)
 
     def company(self, event: ChangeEvent, companies: CompanySettings) -> str | None:
         """The record's own company, when it takes part in the sync."""
@@ -48,6 +47,17 @@ class FnoSource:
     ) -> list[dict[str, Any]]:
         """Records whose fields equal ``match``, across companies."""
         return await self._reader.children(entity, match)
+
+
+def record_snapshot(
+    entity: SourceEntity,
+    record: Mapping[str, Any],
+    capture: Capture,
+    header: ChangeEvent | None = None,
+) -> ChangeEvent:
+    """An F&O record as a SNAPSHOT event of its own company, without a version."""
+    company = record.get(COMPANY)
+    return snapshot(entity, record, header, capture, company=str(company) if company else None)
 
 
 def key_of(names: tuple[str, ...], event: ChangeEvent) -> dict[str, Any]:

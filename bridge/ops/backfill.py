@@ -24,7 +24,7 @@ from bridge.contract.envelope import Capture
 from bridge.engine.flow import Flow
 from bridge.kafka.publisher import Publisher
 from bridge.ops.ports import StateAccess
-from bridge.ops.snapshots import SnapshotPage, SnapshotSource
+from bridge.sources.snapshots import SnapshotPage, SnapshotSource
 
 log = structlog.get_logger(__name__)
 

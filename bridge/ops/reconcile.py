@@ -38,8 +38,8 @@ from bridge.ops.drift import (
 )
 from bridge.ops.headers import FORCE
 from bridge.ops.render import cell, table
-from bridge.ops.snapshots import SnapshotSource
 from bridge.ops.targets import TargetRecords, target_columns
+from bridge.sources.snapshots import SnapshotSource
 
 log = structlog.get_logger(__name__)
 

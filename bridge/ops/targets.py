@@ -17,11 +17,11 @@ from bridge.contract.envelope import System
 from bridge.dataverse.metadata import DataverseMetadata
 from bridge.dataverse.records import normalize_web_api_record
 from bridge.fno.sink import CROSS_COMPANY
+from bridge.fno.snapshots import company_filter
 from bridge.http.client import ApiClient
 from bridge.mapping.template import BindCandidate, Template
 from bridge.mapping.writes import BindRef, TargetWrite
 from bridge.ops.lookup_keys import LookupKeys, bound_through, lookup_column
-from bridge.ops.snapshots import company_filter
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +87,7 @@ class FnoTargetRecords:
         params = {**CROSS_COMPANY, "$select": ",".join(columns.fields)}
         company_field = template.target.company_field
         if company_field and companies.map:
-            params["$filter"] = company_filter(company_field, companies)
+            params["$filter"] = company_filter(companies, company_field)
         pages = self._client.pages(template.target.entity_set, params=params, page_size=page_size)
         async for body in pages:
             for row in body.get("value", []):

@@ -111,7 +111,7 @@ async def rename(fno: ApiClient, count: int) -> None:
 
 
 async def main() -> list[dict[str, Any]]:
-    emulator = EmulatorSettings(fno_data_change_business_events=False)
+    emulator = EmulatorSettings()
     rows: list[dict[str, Any]] = []
     async with Emulators(emulator, sales_port=0, fno_port=0) as emulators:
         user = {"client_id": emulator.user_client_id, "client_secret": emulator.user_client_secret}

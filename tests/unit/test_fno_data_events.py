@@ -47,7 +47,7 @@ class Stack:
 
 @pytest.fixture
 async def stack() -> AsyncIterator[Stack]:
-    emulator = EmulatorSettings(fno_data_change_business_events=False)
+    emulator = EmulatorSettings()
     async with Emulators(emulator, sales_port=0, fno_port=0) as emulators:
         webhook = WebhookSettings(port=free_port(), key=SecretStr("data-event-key"))
         sales = SalesSettings(base_url=emulators.sales_url)

@@ -42,6 +42,5 @@ class EmulatorSettings(BaseSettings):
     webhook_workers: int = Field(default=4, ge=1)
     webhook_reorder_window_seconds: float = Field(default=0.0, ge=0)
     webhook_reorder_seed: int | None = None
-    fno_data_change_business_events: bool = False
     fno_event_retries: int = Field(default=3, ge=0)
     fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)

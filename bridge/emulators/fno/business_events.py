@@ -1,13 +1,9 @@
 """F&O business events: catalog, endpoints, activations, raising and delivery (B.4).
 
-Every committed write to an emulated entity raises the data-change event
-``<EntitySet>Changed`` (an emulator convention: real F&O has no such events out of the box;
-setting ``fno_data_change_business_events`` false removes them from the catalog and stops
-raising them, leaving data events, :mod:`bridge.emulators.dataverse.data_events`, as the real way)
-whose contract adds ``EntityName``, ``ChangeType`` (Created/Updated/Deleted),
-``DataAreaId``, the record's natural key fields and ``RecordVersion`` to the documented flat
-envelope. Application events hang off :data:`APPLICATION_EVENTS` (e.g.
-``SalesInvoicePostedBusinessEvent`` when an invoice header is created). An event goes to
+The catalog holds the documented application events of :data:`APPLICATION_EVENTS` (e.g.
+``SalesInvoicePostedBusinessEvent`` when an invoice header is created), with their documented
+flat payload. Real F&O raises no business event for an ordinary data change: record changes
+reach subscribers as data events (:mod:`bridge.emulators.dataverse.data_events`). An event goes to
 every activation of its id whose legal entity is empty or the record's company. Delivery is
 asynchronous, in order per endpoint, retried ``fno_event_retries`` times at
 ``fno_event_retry_interval_seconds``; then it lands in the errors list (resendable).
@@ -32,11 +28,10 @@ from bridge.emulators.common.delivery import (
 from bridge.emulators.common.principals import SYSTEM, PrincipalDirectory
 from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.common.store import Op, RecordStore, WriteEvent
-from bridge.emulators.odata.entities import EntityDef, EntityRegistry
+from bridge.emulators.odata.entities import EntityRegistry
 from bridge.emulators.odata.values import wcf_date
 
 FIRST_CONTROL_NUMBER = 5637144576
-_CHANGE_TYPES = {Op.CREATE: "Created", Op.UPDATE: "Updated", Op.DELETE: "Deleted"}
 
 
 @dataclass(frozen=True)
@@ -76,22 +71,6 @@ APPLICATION_EVENTS: tuple[ApplicationEvent, ...] = (
         "Sales invoice posted (raised when a SalesInvoiceHeadersV2 record is created)",
     ),
 )
-
-
-def _change_contract(
-    entity: EntityDef, event: WriteEvent, values: Mapping[str, Any]
-) -> dict[str, Any]:
-    contract: dict[str, Any] = {
-        "EntityName": entity.entity_set,
-        "ChangeType": _CHANGE_TYPES[event.op],
-        "DataAreaId": values.get("dataAreaId", ""),
-    }
-    for key in entity.keys:
-        if key != "dataAreaId":
-            value = values.get(key)
-            contract[key] = _date(value) if isinstance(value, datetime | date) else value
-    contract["RecordVersion"] = event.version
-    return contract
 
 
 @dataclass(frozen=True)
@@ -142,24 +121,9 @@ class BusinessEvents:
         self._control_number = FIRST_CONTROL_NUMBER - 1
         self._next_error = 1
 
-    @property
-    def data_change_events(self) -> bool:
-        """Whether the emulator-only ``<EntitySet>Changed`` events exist."""
-        return self.settings.fno_data_change_business_events
-
     def catalog(self) -> list[dict[str, str]]:
         """Every business event that can be activated."""
-        rows = [
-            {
-                "BusinessEventId": f"{entity.entity_set}Changed",
-                "Name": f"{entity.entity_set} changed",
-                "Category": "Emulator data change",
-                "Description": f"A record of {entity.entity_set} was created, updated or deleted.",
-            }
-            for entity in self.registry
-            if self.data_change_events
-        ]
-        rows += [
+        return [
             {
                 "BusinessEventId": e.event_id,
                 "Name": e.event_id,
@@ -168,7 +132,6 @@ class BusinessEvents:
             }
             for e in APPLICATION_EVENTS
         ]
-        return rows
 
     def reset(self) -> None:
         """Forget endpoints, activations and errors (control numbers keep increasing)."""
@@ -177,15 +140,9 @@ class BusinessEvents:
         self.errors.clear()
 
     def on_write(self, event: WriteEvent) -> None:
-        """Store listener: raise the data-change event and any application event."""
+        """Store listener: raise the application events ``event`` triggers."""
         values = event.after.values if event.after else event.before.values if event.before else {}
-        entity = self.registry.get(event.entity)
-        if entity is None:
-            return
         company = str(values.get("dataAreaId", ""))
-        if self.data_change_events:
-            contract = _change_contract(entity, event, values)
-            self.raise_event(f"{entity.entity_set}Changed", company, contract, event.principal)
         for application in APPLICATION_EVENTS:
             if application.entity_set == event.entity and application.op is event.op:
                 self.raise_event(

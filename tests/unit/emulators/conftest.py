@@ -29,11 +29,8 @@ from tests.unit.emulators.support import (
 
 @pytest.fixture
 def settings() -> EmulatorSettings:
-    """Settings with fast retries and short timeouts. The emulator-only ``<EntitySet>Changed``
-    business events (off by default: a real F&O has none) are on here, since these tests
-    use them to exercise the business-event machinery (endpoints, retries, errors)."""
+    """Settings with fast retries and short timeouts."""
     return EmulatorSettings(
-        fno_data_change_business_events=True,
         webhook_retry_delay_seconds=0.01,
         fno_event_retry_interval_seconds=0.01,
         webhook_timeout_seconds=2.0,

@@ -22,8 +22,8 @@ from bridge.mapping.template import Template
 from bridge.mapping.writes import BindRef, TargetWrite
 from bridge.ops.lookup_keys import bound_through
 from bridge.ops.ports import RawRecord
-from bridge.ops.snapshots import SnapshotPage, with_capture
 from bridge.ops.targets import TargetColumns
+from bridge.sources.snapshots import SnapshotPage, with_capture
 
 HUMAN = "22222222-2222-2222-2222-222222222222"
 

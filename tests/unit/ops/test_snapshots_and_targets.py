@@ -10,22 +10,19 @@ import httpx
 from bridge.config import CompanySettings, FnoSettings, SalesSettings
 from bridge.contract.catalog import source_entity
 from bridge.contract.envelope import Capture, Operation, System
+from bridge.dataverse.snapshots import DataverseSnapshots
+from bridge.fno.snapshots import FnoSnapshots
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.mapping.loader import load_templates
-from bridge.ops.snapshots import (
-    DataverseSnapshots,
-    FnoSnapshots,
-    SnapshotPage,
-    SnapshotSource,
-    snapshot_source,
-)
+from bridge.ops.snapshots import snapshot_source
 from bridge.ops.targets import (
     DataverseTargetRecords,
     FnoTargetRecords,
     target_columns,
     target_records,
 )
+from bridge.sources.snapshots import SnapshotPage, SnapshotSource
 
 FAST = RetryPolicy(max_attempts=2, initial_backoff=0.001, max_backoff=0.01)
 ACCOUNT = source_entity(System.SALES, "account")
