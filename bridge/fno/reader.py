@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from bridge.contract.catalog import SourceEntity
@@ -27,6 +27,15 @@ def filter_expression(values: Mapping[str, Any]) -> str:
     return " and ".join(parts)
 
 
+def _matched_parts(values: Mapping[str, Any]) -> tuple[str, ...]:
+    """What :func:`filter_expression` compares, as F&O compares it (without case)."""
+    return tuple(
+        f"{name}={str(value).casefold()}"
+        for name, value in values.items()
+        if isinstance(value, str | int | float) and not _looks_like_date(value)
+    )
+
+
 def _looks_like_date(value: Any) -> bool:
     return isinstance(value, str) and (
         value.startswith("/Date(") or (value[4:5] == "-" and "T" in value)
@@ -43,6 +52,22 @@ class FnoReader:
         """The record with these key values, or ``None`` when it does not exist."""
         rows = await self.query(entity.entity_set, key, top=2)
         return rows[0] if rows else None
+
+    async def read_many(
+        self, entity: SourceEntity, keys: Sequence[Mapping[str, Any]], per_request: int = 40
+    ) -> list[dict[str, Any] | None]:
+        """The records with these key values, in the order of ``keys`` (``None`` where one
+        does not exist): one query per ``per_request`` keys, their filters joined by ``or``
+        (kept short enough for a URL)."""
+        found: dict[tuple[str, ...], dict[str, Any]] = {}
+        for start in range(0, len(keys), per_request):
+            chunk = keys[start : start + per_request]
+            expression = " or ".join(f"({filter_expression(key)})" for key in chunk)
+            params = {**CROSS_COMPANY, "$filter": expression}
+            async for row in self.rows(entity.entity_set, params):
+                key_values = {name: row.get(name) for name in entity.key_attributes}
+                found.setdefault(_matched_parts(key_values), row)
+        return [found.get(_matched_parts(key)) for key in keys]
 
     async def children(
         self, entity: SourceEntity, match: Mapping[str, Any]

@@ -18,7 +18,6 @@ finds what an expired link missed.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -34,8 +33,6 @@ from bridge.kafka.publisher import Publisher
 from bridge.sources.base import poll_forever
 
 log = structlog.get_logger(__name__)
-
-_CONCURRENT_READS = 8
 
 
 class PollerState(Protocol):
@@ -121,16 +118,10 @@ class VirtualTablePoller:
             await self._state.put(self._row_key(row_id), key)
             rows.append((row, key))
         events: list[ChangeEvent] = []
-        if publish:
-            # one F&O read per changed record (the row's columns are mserp_ names, and the
-            # topic carries F&O's own), several at a time
-            limit = asyncio.Semaphore(_CONCURRENT_READS)
-
-            async def read(key: dict[str, Any]) -> dict[str, Any] | None:
-                async with limit:
-                    return await self._fno.read(self._entity, key)
-
-            records = await asyncio.gather(*(read(key) for _, key in rows))
+        if publish and rows:
+            # the row's columns are mserp_ names and the topic carries F&O's own: the
+            # changed records are read from F&O, many keys per query
+            records = await self._fno.read_many(self._entity, [key for _, key in rows])
             events += [
                 self._event(Operation.UPDATE, record, row)
                 for (row, _), record in zip(rows, records, strict=True)

@@ -163,3 +163,38 @@ async def test_catch_up_through_virtual_table_change_tracking_finds_what_push_mi
     assert by_number["VT-2"].key == b"usmf|vt-2"
     assert by_number["VT-3"].after is not None and by_number["VT-3"].after["ProductName"] == "new"
     assert all(e.source.record_version for e in (by_number["VT-1"], by_number["VT-3"]))
+
+
+async def test_read_many_finds_each_key_in_few_queries(stack: Stack) -> None:
+    """The catch-up reads the changed records many keys per query: each key gets its own
+    record (keys compared without case, as F&O does), a key without a record gets None."""
+    body = {"dataAreaId": "usmf", "SalesUnitSymbol": "ea"}
+    for number in ("RM-1", "RM-2", "RM-3", "RM-4", "RM-5"):
+        await stack.fno_user.request(
+            "POST", PATH, json={**body, "ProductNumber": number, "ProductName": f"name {number}"}
+        )
+    queries: list[str] = []
+
+    class CountingReader(FnoReader):
+        def rows(self, entity_set, params, page_size=None):  # type: ignore[no-untyped-def]
+            queries.append(params["$filter"])
+            return super().rows(entity_set, params, page_size)
+
+    bridge_fno = ApiClient(FnoSettings(base_url=stack.emulators.fno_url), "/data", RetryPolicy())
+    async with bridge_fno:
+        keys = [
+            {"dataAreaId": "usmf", "ProductNumber": "rm-5"},
+            {"dataAreaId": "USMF", "ProductNumber": "RM-1"},
+            {"dataAreaId": "usmf", "ProductNumber": "RM-404"},
+            {"dataAreaId": "usmf", "ProductNumber": "RM-3"},
+            {"dataAreaId": "usmf", "ProductNumber": "RM-2"},
+        ]
+        records = await CountingReader(bridge_fno).read_many(PRODUCT, keys, per_request=2)
+    assert [r["ProductName"] if r else None for r in records] == [
+        "name RM-5",
+        "name RM-1",
+        None,
+        "name RM-3",
+        "name RM-2",
+    ]
+    assert len(queries) == 3
