@@ -213,8 +213,8 @@ async def run_bridge(
                     sources=sources,
                 )
                 sinks: dict[System, Sink] = {
-                    System.FNO: FnoSink(fno),
-                    System.SALES: DataverseSink(sales, metadata),
+                    System.FNO: FnoSink(fno, settings.bulk),
+                    System.SALES: DataverseSink(sales, metadata, settings.bulk),
                 }
                 processors = build_processors(all_templates(settings), sinks, context)
                 runtime = Runtime(settings, codec, publisher, processors, sources)

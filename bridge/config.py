@@ -165,12 +165,23 @@ class FlowSettings(_Section):
     enabled: list[str] | None = None
     templates_file: Path | None = None
     consumer_group_prefix: str = "bridge"
-    apply_concurrency: int = Field(default=8, ge=1)
+    apply_concurrency: int = Field(default=64, ge=1)
     blocked_retry_seconds: float = Field(default=5.0, gt=0)
     apply_budget_seconds: float = Field(default=60.0, gt=0)
     dependency_retry_attempts: int = Field(default=8, ge=0)
     dependency_retry_initial_seconds: float = Field(default=1.0, gt=0)
     dependency_retry_max_seconds: float = Field(default=60.0, gt=0)
+
+
+class BulkSettings(_Section):
+    """How the sinks gather the reads and writes in flight at one moment into few calls."""
+
+    window_seconds: float = Field(default=0.005, ge=0)
+    """How long the first request of a call waits for others to join it."""
+    max_reads: int = Field(default=50, ge=1)
+    """Keys per ``$filter`` query (the URL must stay short)."""
+    max_writes: int = Field(default=200, ge=1)
+    """Change sets per ``$batch`` (Dataverse allows 1,000 operations)."""
 
 
 class CompanySettings(_Section):
@@ -224,6 +235,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()
     companies: CompanySettings = CompanySettings()
+    bulk: BulkSettings = BulkSettings()
     log: LogSettings = LogSettings()
     schemas_dir: Path = SCHEMAS_DIR
 
