@@ -40,9 +40,7 @@ def encode_batch(change_sets: Sequence[ChangeSet]) -> tuple[bytes, str]:
     chunks = []
     for change_set in change_sets:
         inner = f"changeset_{uuid.uuid4()}"
-        parts = [
-            _encode_operation(op, index) for index, op in enumerate(change_set, start=1)
-        ]
+        parts = [_encode_operation(op, index) for index, op in enumerate(change_set, start=1)]
         nested = "".join(f"--{inner}\r\n{part}\r\n" for part in parts) + f"--{inner}--"
         chunks.append(
             f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={inner}\r\n\r\n{nested}\r\n"
@@ -86,9 +84,7 @@ def decode_batch(
         else:
             answers.append([_http_response(content)])
     if len(answers) != len(change_sets):
-        raise TargetUnavailable(
-            f"$batch answered {len(answers)} of {len(change_sets)} change sets"
-        )
+        raise TargetUnavailable(f"$batch answered {len(answers)} of {len(change_sets)} change sets")
     for answer, change_set in zip(answers, change_sets, strict=True):
         for index, each in enumerate(answer):
             operation = change_set[min(index, len(change_set) - 1)]
