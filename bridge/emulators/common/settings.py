@@ -45,3 +45,5 @@ class EmulatorSettings(BaseSettings):
     fno_data_change_business_events: bool = False
     fno_event_retries: int = Field(default=3, ge=0)
     fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)
+    dataverse_tables_without_bulk: tuple[str, ...] = ()
+    """Sales tables whose ``sdkmessagefilters`` lack CreateMultiple/UpdateMultiple."""

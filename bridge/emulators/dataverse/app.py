@@ -149,6 +149,12 @@ class DataverseEmulator:
         return to_web_response(self.api.dispatch(api_request))
 
     def _seed(self) -> None:
-        seed_dataverse(self.tables, self.directory, self.organization, self.settings.tenant)
+        seed_dataverse(
+            self.tables,
+            self.directory,
+            self.organization,
+            self.settings.tenant,
+            self.settings.dataverse_tables_without_bulk,
+        )
         if self.virtual is not None:
             seed_data_event_messages(self.tables, self.virtual.entities)
