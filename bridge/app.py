@@ -85,8 +85,10 @@ async def resolve_identities(reader: DataverseReader, fno: ApiClient) -> Identit
     delay = 0.5
     while True:
         try:
-            sales_user = await reader.whoami()
-            oid = str((await fno.tokens.claims()).get("oid", "")).lower()
+            sales_users = await bridge_sales_users(reader)
+            oids = {
+                str((await r.tokens.claims()).get("oid", "")).lower() for r in fno.registrations
+            }
             break
         except TransientError as exc:
             log.warning("waiting_for_dynamics", error=str(exc), retry_in=delay)
@@ -94,11 +96,21 @@ async def resolve_identities(reader: DataverseReader, fno: ApiClient) -> Identit
             delay = min(delay * 2, 10.0)
         except FlowBlocked as exc:
             raise ConfigError(f"the bridge's credentials are refused: {exc}") from exc
-    log.info("bridge_identities", sales_user=sales_user, fno_oid=oid or None)
+    log.info("bridge_identities", sales_users=sorted(sales_users), fno_oids=sorted(oids))
     # F&O data events arrive through Dataverse and name the writer's Dataverse user (the
     # one with the writer's Entra object id): the bridge's F&O writes show its WhoAmI there
-    fno_principals = frozenset({oid, sales_user} - {""})
-    return Identities({System.SALES: frozenset({sales_user}), System.FNO: fno_principals})
+    fno_principals = frozenset((oids | sales_users) - {""})
+    return Identities({System.SALES: frozenset(sales_users), System.FNO: fno_principals})
+
+
+async def bridge_sales_users(reader: DataverseReader) -> set[str]:
+    """The Dataverse user of every registration the bridge writes to Sales as."""
+    client = reader.client
+    users = set()
+    for index in range(len(client.registrations)):
+        body = await client.get_json("WhoAmI", registration=index)
+        users.add(str(body["UserId"]).lower())
+    return users
 
 
 Role = Literal["ingest", "apply", "all"]
@@ -201,8 +213,8 @@ async def run_bridge(
                     sources=sources,
                 )
                 sinks: dict[System, Sink] = {
-                    System.FNO: FnoSink(fno),
-                    System.SALES: DataverseSink(sales, metadata),
+                    System.FNO: FnoSink(fno, settings.bulk),
+                    System.SALES: DataverseSink(sales, metadata, settings.bulk),
                 }
                 processors = build_processors(all_templates(settings), sinks, context)
                 runtime = Runtime(settings, codec, publisher, processors, sources)

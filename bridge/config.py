@@ -28,11 +28,22 @@ class KafkaSettings(_Section):
     partitions: int = Field(default=3, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     client_id: str = "bridge"
-    linger_ms: int = Field(default=0, ge=0)
+    linger_ms: int = Field(default=5, ge=0)
+    """How long the publisher waits to fill a batch: concurrent webhooks share one send,
+    and each is still answered only once its own event is acknowledged."""
     max_batch_records: int = Field(default=500, ge=1)
     max_poll_interval_ms: int = Field(default=300_000, ge=10_000)
     session_timeout_ms: int = Field(default=10_000, ge=6_000)
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
+    batch_bytes: int = Field(default=262_144, ge=1_024)
+    """The publisher's largest batch per partition (``max_batch_size``)."""
+
+
+class Registration(_Section):
+    """One more application registration (client id and secret) of the bridge on an API."""
+
+    client_id: str
+    client_secret: SecretStr
 
 
 class ApiSettings(_Section):
@@ -45,7 +56,23 @@ class ApiSettings(_Section):
     client_id: str = "bridge-local"
     client_secret: SecretStr = SecretStr("bridge-local-secret")
     timeout_seconds: float = Field(default=30.0, gt=0)
-    max_connections: int = Field(default=20, ge=1)
+    max_connections: int = Field(default=100, ge=1)
+    extra_registrations: list[Registration] = Field(default_factory=list)
+    """More app registrations the bridge writes as; requests spread over all of them, so
+    the per-user service-protection limits multiply (JSON list of ``client_id`` and
+    ``client_secret`` objects in ``BRIDGE_SALES__EXTRA_REGISTRATIONS``)."""
+    concurrency_initial: int = Field(default=8, ge=1)
+    concurrency_max: int = Field(default=52, ge=1)
+    """Ceiling of each registration's adaptive window (Dataverse: 52 concurrent per user)."""
+
+    def registrations(self) -> list[ApiSettings]:
+        """These settings once per registration: the main one first, then each extra one
+        with its own client id and secret."""
+        extra = [
+            self.model_copy(update={"client_id": r.client_id, "client_secret": r.client_secret})
+            for r in self.extra_registrations
+        ]
+        return [self, *extra]
 
     @field_validator("base_url", "authority")
     @classmethod
@@ -138,12 +165,23 @@ class FlowSettings(_Section):
     enabled: list[str] | None = None
     templates_file: Path | None = None
     consumer_group_prefix: str = "bridge"
-    apply_concurrency: int = Field(default=8, ge=1)
+    apply_concurrency: int = Field(default=64, ge=1)
     blocked_retry_seconds: float = Field(default=5.0, gt=0)
     apply_budget_seconds: float = Field(default=60.0, gt=0)
     dependency_retry_attempts: int = Field(default=8, ge=0)
     dependency_retry_initial_seconds: float = Field(default=1.0, gt=0)
     dependency_retry_max_seconds: float = Field(default=60.0, gt=0)
+
+
+class BulkSettings(_Section):
+    """How the sinks gather the reads and writes in flight at one moment into few calls."""
+
+    window_seconds: float = Field(default=0.005, ge=0)
+    """How long the first request of a call waits for others to join it."""
+    max_reads: int = Field(default=50, ge=1)
+    """Keys per ``$filter`` query (the URL must stay short)."""
+    max_writes: int = Field(default=200, ge=1)
+    """Change sets per ``$batch`` (Dataverse allows 1,000 operations)."""
 
 
 class CompanySettings(_Section):
@@ -197,6 +235,7 @@ class Settings(BaseSettings):
     retry: RetrySettings = RetrySettings()
     flows: FlowSettings = FlowSettings()
     companies: CompanySettings = CompanySettings()
+    bulk: BulkSettings = BulkSettings()
     log: LogSettings = LogSettings()
     schemas_dir: Path = SCHEMAS_DIR
 

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
+from bridge.config import BulkSettings
 from bridge.dataverse.metadata import DataverseMetadata
 from bridge.errors import (
     DependencyMissing,
@@ -25,10 +26,11 @@ from bridge.errors import (
 )
 from bridge.fno.sink import same_value
 from bridge.http.client import ApiClient
-from bridge.http.odata import odata_literal
+from bridge.http.odata import Guid, odata_literal
 from bridge.mapping.template import BindCandidate
 from bridge.mapping.writes import BindRef, TargetWrite
 from bridge.sinks.base import ReadCompareWriteSink
+from bridge.sinks.batching import Address, BatchedReads, BatchedWrites
 
 _CACHE_SIZE = 10_000
 
@@ -38,9 +40,15 @@ class DataverseSink(ReadCompareWriteSink):
 
     system_name = "Sales"
 
-    def __init__(self, client: ApiClient, metadata: DataverseMetadata) -> None:
+    def __init__(
+        self, client: ApiClient, metadata: DataverseMetadata, bulk: BulkSettings | None = None
+    ) -> None:
         self._client = client
         self._metadata = metadata
+        bulk = bulk or BulkSettings()
+        self._reads = BatchedReads(client, bulk)
+        # without continue-on-error Dataverse stops a $batch at its first failing change set
+        self._writes = BatchedWrites(client, bulk, continue_on_error=True)
         self._ids: OrderedDict[tuple[str, str, str], str] = OrderedDict()
 
     async def resolve(self, ref: BindRef) -> tuple[BindCandidate, str]:
@@ -101,15 +109,16 @@ class DataverseSink(ReadCompareWriteSink):
         rows = (await self._client.get_json(entity_set, params=params)).get("value", [])
         return str(rows[0][id_attribute]).lower() if rows else None
 
-    async def _key_path(self, write: TargetWrite) -> str:
-        parts = []
+    async def _key(self, write: TargetWrite) -> dict[str, Any]:
+        """The alternate key as properties of the record (lookups as their GUIDs)."""
+        key: dict[str, Any] = {}
         for name, value in write.key.items():
             if isinstance(value, BindRef):
                 _, guid = await self.resolve(value)
-                parts.append(f"_{name}_value={guid}")
+                key[f"_{name}_value"] = Guid(guid)
             else:
-                parts.append(f"{name}={odata_literal(value)}")
-        return f"{write.entity_set}({','.join(parts)})"
+                key[name] = value
+        return key
 
     async def _read(self, path: str) -> dict[str, Any] | None:
         try:
@@ -117,20 +126,25 @@ class DataverseSink(ReadCompareWriteSink):
         except NotFound:
             return None
 
-    async def address(self, write: TargetWrite) -> str:
+    async def address(self, write: TargetWrite) -> Address:
         """The record's alternate-key path (lookup key parts resolved to GUIDs)."""
-        return await self._key_path(write)
+        key = await self._key(write)
+        parts = ",".join(f"{name}={odata_literal(value)}" for name, value in key.items())
+        return Address(write.entity_set, key, f"{write.entity_set}({parts})")
 
-    async def current(self, address: str) -> dict[str, Any] | None:
+    async def current(self, address: Address) -> dict[str, Any] | None:
         """The record at ``address``, or ``None``."""
-        return await self._read(address)
+        return await self._reads.read(address)
 
-    async def create(self, address: str, write: TargetWrite) -> None:
+    async def create(self, address: Address, write: TargetWrite) -> None:
         """Upsert by key with ``If-None-Match: *``, so a racing create is detected."""
         binds = {name: await self.resolve(ref) for name, ref in write.binds.items()}
         fields = {k: v for k, v in write.body.items() if k not in write.key}
         body = {**fields, **_bind_fields(binds)}
-        await self._client.request("PATCH", address, json=body, headers={"If-None-Match": "*"})
+        headers = {"If-None-Match": "*"}
+        await self._writes.write(
+            self._writes.request("PATCH", address.path, json=body, headers=headers)
+        )
 
     async def changes(self, write: TargetWrite, current: Mapping[str, Any]) -> dict[str, Any]:
         """The differing columns and lookups (as ``@odata.bind``), create-only excluded."""
@@ -151,14 +165,19 @@ class DataverseSink(ReadCompareWriteSink):
         return {**changed, **_bind_fields(changed_binds)}
 
     async def update(
-        self, address: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+        self, address: Address, current: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> None:
         """PATCH the differences under the ETag just read."""
-        await self._client.request("PATCH", address, json=dict(changes), headers=_if_match(current))
+        patch = self._writes.request(
+            "PATCH", address.path, json=dict(changes), headers=_if_match(current)
+        )
+        await self._writes.write(patch)
 
-    async def delete(self, address: str, current: Mapping[str, Any]) -> None:
+    async def delete(self, address: Address, current: Mapping[str, Any]) -> None:
         """DELETE under the ETag just read."""
-        await self._client.request("DELETE", address, headers=_if_match(current))
+        await self._writes.write(
+            self._writes.request("DELETE", address.path, headers=_if_match(current))
+        )
 
 
 def _bind_fields(binds: Mapping[str, tuple[BindCandidate, str]]) -> dict[str, str]:

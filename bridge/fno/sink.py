@@ -12,14 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bridge.errors import (
-    DependencyMissing,
-    NotFound,
-)
+from bridge.config import BulkSettings
+from bridge.errors import DependencyMissing
 from bridge.http.client import ApiClient
 from bridge.http.odata import key_path
 from bridge.mapping.writes import TargetWrite
 from bridge.sinks.base import ReadCompareWriteSink
+from bridge.sinks.batching import Address, BatchedReads, BatchedWrites
 
 CROSS_COMPANY = {"cross-company": "true"}
 
@@ -47,23 +46,24 @@ class FnoSink(ReadCompareWriteSink):
 
     system_name = "F&O"
 
-    def __init__(self, client: ApiClient) -> None:
+    def __init__(self, client: ApiClient, bulk: BulkSettings | None = None) -> None:
         self._client = client
+        bulk = bulk or BulkSettings()
+        self._reads = BatchedReads(client, bulk, CROSS_COMPANY)
+        # F&O answers every change set of a $batch on its own (spec B.1)
+        self._writes = BatchedWrites(client, bulk, continue_on_error=False)
 
     async def read(self, entity_set: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
         """The record at ``key``, or ``None`` if it does not exist."""
-        return await self.current(key_path(entity_set, key))
+        return await self.current(_address(entity_set, key))
 
-    async def address(self, write: TargetWrite) -> str:
+    async def address(self, write: TargetWrite) -> Address:
         """The record's key path."""
-        return key_path(write.entity_set, write.key)
+        return _address(write.entity_set, write.key)
 
-    async def current(self, address: str) -> dict[str, Any] | None:
+    async def current(self, address: Address) -> dict[str, Any] | None:
         """The record at ``address`` (any company), or ``None``."""
-        try:
-            return await self._client.get_json(address, params=CROSS_COMPANY)
-        except NotFound:
-            return None
+        return await self._reads.read(address)
 
     async def check_requirements(self, write: TargetWrite) -> None:
         """Every record ``write.requires`` must exist in F&O."""
@@ -72,9 +72,11 @@ class FnoSink(ReadCompareWriteSink):
                 text = ",".join(f"{k}={v}" for k, v in key.items())
                 raise DependencyMissing(f"{entity_set} {text} does not exist in F&O yet")
 
-    async def create(self, address: str, write: TargetWrite) -> None:
+    async def create(self, address: Address, write: TargetWrite) -> None:
         """POST the whole body (F&O has no upsert; a taken key is an error)."""
-        await self._client.request("POST", write.entity_set, json=dict(write.body))
+        await self._writes.write(
+            self._writes.request("POST", write.entity_set, json=dict(write.body))
+        )
 
     async def changes(self, write: TargetWrite, current: Mapping[str, Any]) -> dict[str, Any]:
         """The mapped fields whose stored value differs, keys and create-only excluded."""
@@ -83,18 +85,29 @@ class FnoSink(ReadCompareWriteSink):
         }
 
     async def update(
-        self, address: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+        self, address: Address, current: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> None:
         """PATCH the differences under the ETag just read."""
-        await self._client.request(
-            "PATCH", address, json=dict(changes), params=CROSS_COMPANY, headers=_if_match(current)
+        patch = self._writes.request(
+            "PATCH",
+            address.path,
+            json=dict(changes),
+            params=CROSS_COMPANY,
+            headers=_if_match(current),
+        )
+        await self._writes.write(patch)
+
+    async def delete(self, address: Address, current: Mapping[str, Any]) -> None:
+        """DELETE under the ETag just read."""
+        await self._writes.write(
+            self._writes.request(
+                "DELETE", address.path, params=CROSS_COMPANY, headers=_if_match(current)
+            )
         )
 
-    async def delete(self, address: str, current: Mapping[str, Any]) -> None:
-        """DELETE under the ETag just read."""
-        await self._client.request(
-            "DELETE", address, params=CROSS_COMPANY, headers=_if_match(current)
-        )
+
+def _address(entity_set: str, key: Mapping[str, Any]) -> Address:
+    return Address(entity_set, dict(key), key_path(entity_set, key))
 
 
 def _if_match(current: Mapping[str, Any]) -> dict[str, str]:

@@ -2,6 +2,11 @@
 
 Every request goes through :func:`classify_response` and the one :class:`RetryPolicy`.
 A 401 gets one fresh token before it counts as :class:`FlowBlocked`.
+
+The bridge may hold several application registrations per API (Microsoft's advice for
+multiplying the per-user service-protection limits): each has its own token and its own
+adaptive window (:class:`AdaptiveLimiter`), and every attempt goes to the registration with
+the most room in its window.
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
+import orjson
 
 from bridge.config import ApiSettings
+from bridge.errors import Throttled
+from bridge.http.limiter import AdaptiveLimiter, LimiterSettings
 from bridge.http.responses import classify_response, classify_transport_error
 from bridge.http.retry import RetryPolicy
 from bridge.http.tokens import TokenProvider
@@ -22,6 +30,17 @@ ODATA_HEADERS = {
     "OData-MaxVersion": "4.0",
     "OData-Version": "4.0",
 }
+
+
+class AppRegistration:
+    """One client id of the bridge on one API: its tokens and its window of requests."""
+
+    def __init__(
+        self, settings: ApiSettings, http: httpx.AsyncClient, limits: LimiterSettings
+    ) -> None:
+        self.client_id = settings.client_id
+        self.tokens = TokenProvider(settings, http)
+        self.limiter = AdaptiveLimiter(limits, name=settings.client_id)
 
 
 class ApiClient:
@@ -46,7 +65,15 @@ class ApiClient:
         self._http = httpx.AsyncClient(
             timeout=settings.timeout_seconds, limits=limits, transport=transport
         )
-        self.tokens = TokenProvider(settings, self._http)
+        window = LimiterSettings(
+            initial=min(settings.concurrency_initial, settings.concurrency_max),
+            maximum=settings.concurrency_max,
+        )
+        self.registrations = [
+            AppRegistration(each, self._http, window) for each in settings.registrations()
+        ]
+        self.tokens = self.registrations[0].tokens
+        """The main registration's tokens (its ``oid`` names the bridge in F&O)."""
 
     async def __aenter__(self) -> Self:
         return self
@@ -73,20 +100,45 @@ class ApiClient:
         json: Any = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        registration: int | None = None,
     ) -> httpx.Response:
-        """Send one request with retries; return the response or raise a classified error."""
+        """Send one request with retries; return the response or raise a classified error.
+
+        ``content`` is a raw body (a ``$batch``); ``registration`` pins the request to one
+        registration (to ask ``WhoAmI`` as each of them), else each attempt takes the one
+        with the most room."""
         url = self.url(path)
+        body = content if json is None else orjson.dumps(json)
+        request_headers = dict(headers or {})
+        if json is not None:
+            request_headers.setdefault("Content-Type", "application/json")
 
         async def attempt() -> httpx.Response:
-            return await self._send(method, url, json=json, params=params, headers=headers)
+            chosen = self._choose(registration)
+            try:
+                async with chosen.limiter.slot() as report:
+                    response = await self._send(chosen, method, url, body, params, request_headers)
+                    report.headers = response.headers
+                    return response
+            except Throttled as exc:
+                # the limits count per principal: another registration with room takes the
+                # retry at once instead of waiting out this one's Retry-After
+                if registration is None and self._choose(None).limiter.free > 0:
+                    raise Throttled(str(exc), retry_after=0.0) from exc
+                raise
 
         return await self._policy.call(attempt, what=f"{method} {httpx.URL(url).path}")
 
     async def get_json(self, path: str, **kwargs: Any) -> dict[str, Any]:
         """GET and decode a JSON object."""
         response = await self.request("GET", path, **kwargs)
-        body: dict[str, Any] = response.json()
-        return body
+        return parse_json_object(response)
+
+    def _choose(self, pinned: int | None) -> AppRegistration:
+        if pinned is not None:
+            return self.registrations[pinned]
+        return max(self.registrations, key=lambda r: r.limiter.free)
 
     async def pages(
         self, path: str, *, params: Mapping[str, str] | None = None, page_size: int | None = None
@@ -101,24 +153,25 @@ class ApiClient:
 
     async def _send(
         self,
+        registration: AppRegistration,
         method: str,
         url: str,
-        *,
-        json: Any,
+        content: bytes | None,
         params: Mapping[str, str] | None,
-        headers: Mapping[str, str] | None,
+        headers: Mapping[str, str],
     ) -> httpx.Response:
+        tokens = registration.tokens
         for fresh_token in (False, True):
             if fresh_token:
-                self.tokens.invalidate()
+                tokens.invalidate()
             request_headers = {
                 **ODATA_HEADERS,
-                "Authorization": f"Bearer {await self.tokens.token()}",
-                **(headers or {}),
+                "Authorization": f"Bearer {await tokens.token()}",
+                **headers,
             }
             try:
                 response = await self._http.request(
-                    method, url, json=json, params=params, headers=request_headers
+                    method, url, content=content, params=params, headers=request_headers
                 )
             except httpx.HTTPError as exc:
                 raise classify_transport_error(exc, method, url) from None
@@ -126,3 +179,13 @@ class ApiClient:
                 break
         classify_response(response)
         return response
+
+
+def parse_json_object(response: httpx.Response) -> dict[str, Any]:
+    """A response body that must be a JSON object, parsed with orjson (the hot path).
+
+    Raises ``ValueError`` for anything else, as ``response.json()`` would."""
+    body = orjson.loads(response.content)
+    if not isinstance(body, dict):
+        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+    return body

@@ -9,8 +9,17 @@ from typing import Any
 _GUID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
+class Guid(str):
+    """A GUID value: bare in OData literals (``_parentcustomerid_value eq 1f...``)."""
+
+    __slots__ = ()
+
+
 def odata_literal(value: Any) -> str:
-    """An OData key or filter literal: strings quoted with ``'`` doubled, numbers bare."""
+    """An OData key or filter literal: strings quoted with ``'`` doubled, numbers and GUIDs
+    bare."""
+    if isinstance(value, Guid):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

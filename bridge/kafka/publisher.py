@@ -146,6 +146,7 @@ class EventPublisher:
             acks="all",
             enable_idempotence=True,
             linger_ms=settings.linger_ms,
+            max_batch_size=settings.batch_bytes,
             request_timeout_ms=settings.request_timeout_ms,
         )
 

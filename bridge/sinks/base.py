@@ -5,7 +5,9 @@ create-only or update-only write that finds the wrong state says so; the guard m
 and the prerequisites exist; then delete, create, or patch only what differs — so repeating
 a write changes nothing and never duplicates. A 412 (the ETag moved) or a create that finds
 the key taken is retried from the read. Each system's sink supplies only its requests
-(``address``, ``current``, ``create``, ``changes``, ``update``, ``delete``).
+(``address``, ``current``, ``create``, ``changes``, ``update``, ``delete``), and sends them
+through :mod:`bridge.sinks.batching`, which gathers the reads and writes of concurrent
+records into few calls without changing what each record's apply sees.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import structlog
 from bridge.errors import AlreadyExists, ConflictLost, DependencyMissing, PreconditionFailed
 from bridge.mapping.engine import condition_holds
 from bridge.mapping.writes import TargetWrite, WriteKind
+from bridge.sinks.batching import Address
 
 log = structlog.get_logger(__name__)
 
@@ -100,11 +103,11 @@ class ReadCompareWriteSink(ABC):
         return ApplyOutcome.UPDATED
 
     @abstractmethod
-    async def address(self, write: TargetWrite) -> str:
-        """The URL path of the record ``write`` addresses."""
+    async def address(self, write: TargetWrite) -> Address:
+        """Where the record ``write`` addresses is."""
 
     @abstractmethod
-    async def current(self, address: str) -> dict[str, Any] | None:
+    async def current(self, address: Address) -> dict[str, Any] | None:
         """The record at ``address``, or ``None`` when it does not exist."""
 
     async def check_requirements(self, write: TargetWrite) -> None:  # noqa: B027
@@ -112,7 +115,7 @@ class ReadCompareWriteSink(ABC):
         system whose templates name no prerequisites needs nothing here)."""
 
     @abstractmethod
-    async def create(self, address: str, write: TargetWrite) -> None:
+    async def create(self, address: Address, write: TargetWrite) -> None:
         """Create the record (failing if the key is taken)."""
 
     @abstractmethod
@@ -122,10 +125,10 @@ class ReadCompareWriteSink(ABC):
 
     @abstractmethod
     async def update(
-        self, address: str, current: Mapping[str, Any], changes: Mapping[str, Any]
+        self, address: Address, current: Mapping[str, Any], changes: Mapping[str, Any]
     ) -> None:
         """Patch ``changes`` onto the record read as ``current`` (its ETag guards it)."""
 
     @abstractmethod
-    async def delete(self, address: str, current: Mapping[str, Any]) -> None:
+    async def delete(self, address: Address, current: Mapping[str, Any]) -> None:
         """Delete the record read as ``current``."""

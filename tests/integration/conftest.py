@@ -32,12 +32,12 @@ from bridge.config import (
     Settings,
     WebhookSettings,
 )
-from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.server import Emulators
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.setup import run_setup
 from tests.support.kafka_broker import BOOTSTRAP, ensure_broker
+from tests.support.systems import harness_emulator_settings
 
 pytestmark = pytest.mark.integration
 
@@ -94,7 +94,7 @@ class Stack:
 @pytest.fixture
 async def stack(broker: str) -> AsyncIterator[Stack]:
     """Emulators on free ports and bridge settings pointing at them, with a unique prefix."""
-    emulator_settings = EmulatorSettings()
+    emulator_settings = harness_emulator_settings()
     async with Emulators(
         emulator_settings, host="127.0.0.1", sales_port=0, fno_port=0
     ) as emulators:

@@ -41,7 +41,7 @@ from bridge.errors import DependencyMissing, FlowBlocked, TargetUnavailable, Thr
 from bridge.flows.processor import ChildFlow, FlowContext, FlowProcessor, Identities
 from bridge.mapping.template import Template
 from bridge.mapping.writes import TargetWrite, WriteKind
-from bridge.sinks.base import ApplyOutcome
+from bridge.sinks.base import ApplyOutcome, Sink
 from bridge.sources.base import Sources
 
 BRIDGE_USER = "b0000000-0000-0000-0000-00000000b0b0"
@@ -413,10 +413,12 @@ class World:
         *,
         templates: Mapping[str, Template] = TEMPLATES,
         settings: FlowSettings = ENGINE_SETTINGS,
+        sink: Sink | None = None,
     ) -> None:
         self.bus = bus
         self.source = SalesSource()
         self.target = TargetStore()
+        writes_to = sink or self.target
         self.settings = Settings(
             kafka=KafkaSettings(topic_prefix=bus.prefix),
             flows=settings.model_copy(update={"consumer_group_prefix": bus.group_prefix}),
@@ -433,7 +435,7 @@ class World:
         self.processors = {
             t.name: FlowProcessor(
                 t,
-                self.target,
+                writes_to,
                 source_entity(t.source.system, t.source.entity),
                 context,
                 tuple(

@@ -16,9 +16,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from bridge.emulators.common.settings import EmulatorSettings
 from bridge.http.client import ApiClient
 from tests.support.expectations import COMPANY, CreateCount
 from tests.support.ledger import Record
+
+HARNESS_LIMITS_TIME_SCALE = 0.01
+"""The test stacks run with the documented limits enforced, on windows 100 times shorter:
+every answer carries the rate-limit headers and a 429 could happen as with the real services,
+but a 300 s window is 3 s and Retry-After a hundredth of the real one, so no test waits."""
+
+
+def harness_emulator_settings(**overrides: Any) -> EmulatorSettings:
+    """The emulator settings of the test stacks (see :data:`HARNESS_LIMITS_TIME_SCALE`)."""
+    return EmulatorSettings(**{"limits_time_scale": HARNESS_LIMITS_TIME_SCALE, **overrides})
+
 
 CROSS_COMPANY = {"cross-company": "true"}
 ACCOUNT_FIELDS = "accountid,accountnumber,name,telephone1,address1_city,creditlimit,versionnumber"

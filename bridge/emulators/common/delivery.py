@@ -181,7 +181,8 @@ class DeliveryDispatcher:
     def _finish(self, delivery: Delivery, result: DeliveryResult) -> None:
         self._log.append(delivery, result)
         event = f"{delivery.kind}_delivered" if result.delivered else f"{delivery.kind}_failed"
-        log.info(
+        emit = log.debug if result.delivered else log.info
+        emit(
             event,
             channel=delivery.channel,
             url=delivery.display_url,

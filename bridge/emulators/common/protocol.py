@@ -118,6 +118,8 @@ class ApiResponse:
     headers: dict[str, str] = field(default_factory=dict)
     raw: bytes | None = None
     content_type: str | None = None
+    cost: int = 1
+    """Operations the request carried (a ``$batch`` holds many), for resource throttling."""
 
     def encoded(self) -> tuple[bytes, str | None]:
         """The body bytes and content type."""

@@ -44,3 +44,18 @@ class EmulatorSettings(BaseSettings):
     webhook_reorder_seed: int | None = None
     fno_event_retries: int = Field(default=3, ge=0)
     fno_event_retry_interval_seconds: float = Field(default=1.0, ge=0)
+    limits_enabled: bool = True
+    """Enforce service protection (Dataverse A.8, F&O B.3); false = unthrottled runs."""
+    limits_time_scale: float = Field(default=1.0, gt=0)
+    """Multiplies every limit duration (windows, execution budget, Retry-After)."""
+    dataverse_request_limit: int = Field(default=6000, ge=1)
+    dataverse_execution_limit_seconds: float = Field(default=1200.0, gt=0)
+    dataverse_concurrency_limit: int = Field(default=52, ge=1)
+    dataverse_limit_window_seconds: float = Field(default=300.0, gt=0)
+    dataverse_dop_hint: int = Field(default=4, ge=1)
+    fno_resource_capacity: int = Field(default=1000, ge=1)
+    """Operations the emulated F&O web server takes per resource window (a $batch weighs its
+    operations) before it answers 429."""
+    fno_resource_window_seconds: float = Field(default=1.0, gt=0)
+    dataverse_tables_without_bulk: tuple[str, ...] = ()
+    """Sales tables whose ``sdkmessagefilters`` lack CreateMultiple/UpdateMultiple."""

@@ -142,12 +142,16 @@ class _State:
 
 @dataclass
 class _Journal:
-    """What a transaction restores on rollback, saved as it first touches each part: the
-    table of an entity (a shallow copy, keeping creation order), the length of its change
-    log, the write counters of a record and the members of an index value."""
+    """What a transaction restores on rollback, saved as it first touches each part: a
+    record written (its previous version, or that it was absent), or a whole table when a
+    record is deleted (a shallow copy, so a restored record keeps its place in creation
+    order), the length of each change log, the write counters of a record and the members of
+    an index value. Saving records, not tables, keeps a write's cost independent of the
+    table's size."""
 
     counters: dict[Hashable, int]
     tables: dict[str, dict[RecordKey, StoredRecord]] = field(default_factory=dict)
+    records: dict[tuple[str, RecordKey], StoredRecord | None] = field(default_factory=dict)
     change_lengths: dict[str, int] = field(default_factory=dict)
     stats: dict[tuple[str, str], _KeyStats | None] = field(default_factory=dict)
     index_sets: dict[tuple[IndexName, Hashable], set[RecordKey] | None] = field(
@@ -156,8 +160,21 @@ class _Journal:
 
     def touch(self, state: _State, entity: str) -> None:
         if entity not in self.tables:
-            self.tables[entity] = dict(state.tables[entity])
-            self.change_lengths[entity] = len(state.changes[entity])
+            table = dict(state.tables[entity])
+            for (written, key), before in self.records.items():
+                if written != entity:
+                    continue  # records saved before the copy: the copy shows them as they were
+                if before is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = before
+            self.tables[entity] = table
+        self.change_lengths.setdefault(entity, len(state.changes[entity]))
+
+    def touch_record(self, state: _State, entity: str, key: RecordKey) -> None:
+        if entity not in self.tables and (entity, key) not in self.records:
+            self.records[(entity, key)] = state.tables[entity].get(key)
+        self.change_lengths.setdefault(entity, len(state.changes[entity]))
 
     def touch_stats(self, state: _State, entity: str, label: str) -> None:
         if (entity, label) not in self.stats:
@@ -170,6 +187,13 @@ class _Journal:
             self.index_sets[(name, value)] = set(existing) if existing is not None else None
 
     def rollback(self, state: _State) -> None:
+        for (entity, key), before in self.records.items():
+            if entity in self.tables:
+                continue  # the table copy restores it
+            if before is None:
+                state.tables[entity].pop(key, None)
+            else:
+                state.tables[entity][key] = before
         state.tables.update(self.tables)
         for entity, length in self.change_lengths.items():
             del state.changes[entity][length:]
@@ -228,6 +252,11 @@ class RecordStore:
         """The record of ``entity`` at ``key``, if it exists."""
         return self._state.tables[entity].get(key)
 
+    def last_change(self, entity: str) -> int:
+        """The version of the last change of ``entity`` (0 if none since the last reset)."""
+        changes = self._state.changes.get(entity)
+        return changes[-1].version if changes else 0
+
     def records(self, entity: str) -> list[StoredRecord]:
         """All records of ``entity`` in creation order."""
         return list(self._state.tables[entity].values())
@@ -246,7 +275,8 @@ class RecordStore:
     ) -> StoredRecord:
         """Create or replace the record at ``key`` with ``values`` (a full record)."""
         before = self.get(entity, key)
-        self._touch(entity)
+        if self._journal is not None:
+            self._journal.touch_record(self._state, entity, key)
         now = self.now()
         self._version += 1
         record = StoredRecord(

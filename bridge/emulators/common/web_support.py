@@ -1,7 +1,8 @@
 """aiohttp assembly shared by both emulators: middleware order, token, admin and API routes,
 request logging, and clean shutdown of delivery workers.
 
-Middleware order: request logging -> fault injection -> bearer authentication -> handler,
+Middleware order: request logging -> fault injection -> bearer authentication -> service
+protection (:mod:`bridge.emulators.common.limits`, when enabled) -> handler,
 so injected faults hit before (and regardless of) authentication, and every answer,
 including faults and 401s, is logged as ``emulator_request``.
 """
@@ -51,7 +52,10 @@ def logging_middleware(
             raise
         finally:
             principal = request.get(PRINCIPAL_KEY)
-            log.info(
+            # successes at debug: at thousands of requests per second the log line costs
+            # as much as the write it reports
+            emit = log.info if status >= 400 else log.debug
+            emit(
                 "emulator_request",
                 system=system,
                 method=request.method,
@@ -78,16 +82,21 @@ class AppParts:
     render_error: Callable[[ApiError], dict[str, object]]
     fault_error: Callable[[int, float | None], ApiError]
     admin: AdminTarget
+    limits: Middleware | None = None
+    """Service protection, run after authentication (it limits per principal)."""
 
 
 def build_app(parts: AppParts) -> web.Application:
     """The aiohttp application of one emulator; stopping it stops its delivery workers."""
+    middlewares = [
+        logging_middleware(parts.system),
+        parts.faults.middleware(parts.fault_error, parts.render_error),
+        bearer_middleware(parts.issuer, parts.api_prefix, parts.render_error),
+    ]
+    if parts.limits is not None:
+        middlewares.append(parts.limits)
     app = web.Application(
-        middlewares=[
-            logging_middleware(parts.system),
-            parts.faults.middleware(parts.fault_error, parts.render_error),
-            bearer_middleware(parts.issuer, parts.api_prefix, parts.render_error),
-        ],
+        middlewares=middlewares,
         client_max_size=MAX_BODY_BYTES,
     )
     app.router.add_routes(TokenEndpoint(parts.issuer, parts.directory).routes())

@@ -14,6 +14,7 @@ from multidict import CIMultiDict
 
 from bridge.emulators.common.errors import ApiError, dataverse_body
 from bridge.emulators.common.protocol import ODATA_HEADERS, ApiRequest, ApiResponse, json_response
+from bridge.emulators.dataverse.bulk import DataverseBulk, bulk_message
 from bridge.emulators.dataverse.collections import DataverseCollections, TableSource
 from bridge.emulators.dataverse.execution_context import Organization
 from bridge.emulators.dataverse.metadata import DataverseMetadata
@@ -52,6 +53,7 @@ class DataverseApi:
         self.tables = tables
         self.organization = organization
         self.records = DataverseRecords(tables)
+        self.bulk = DataverseBulk(tables)
         self.collections = DataverseCollections(max_page_size)
         self.metadata = DataverseMetadata(tables.registry)
         self.virtual: VirtualTables | None = None
@@ -113,6 +115,9 @@ class DataverseApi:
         if rest:
             if len(rest) == 1 and rest[0].name == "$count" and request.method == "GET":
                 return self.collections.count(request, TableSource(self.tables, entity))
+            message = bulk_message(rest[0].name) if len(rest) == 1 else None
+            if message is not None and rest[0].key is None:
+                return self.bulk.handle(request, entity, message)
             raise _not_found(rest[0].name)
         if request.method == "GET":
             return self.collections.read(request, TableSource(self.tables, entity))

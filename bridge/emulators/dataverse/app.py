@@ -19,6 +19,7 @@ from bridge.emulators.common.auth import PRINCIPAL_KEY, TokenIssuer
 from bridge.emulators.common.delivery import DeliveryDispatcher, DeliveryLog, WorkerPool
 from bridge.emulators.common.errors import ApiError, dataverse_body
 from bridge.emulators.common.faults import FaultInjector
+from bridge.emulators.common.limits import ServiceProtection, UserLimits
 from bridge.emulators.common.principals import PrincipalDirectory, stable_id
 from bridge.emulators.common.protocol import ApiRequest, to_web_response
 from bridge.emulators.common.settings import EmulatorSettings
@@ -84,6 +85,16 @@ class DataverseEmulator:
         )
         self.store.subscribe(self.webhooks.on_write)
         self.faults = FaultInjector((API_PREFIX,))
+        self.protection = ServiceProtection(
+            UserLimits(
+                request_limit=settings.dataverse_request_limit,
+                execution_limit_seconds=settings.dataverse_execution_limit_seconds,
+                concurrency_limit=settings.dataverse_concurrency_limit,
+                window_seconds=settings.dataverse_limit_window_seconds,
+                dop_hint=settings.dataverse_dop_hint,
+                time_scale=settings.limits_time_scale,
+            )
+        )
         self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
         self.api = DataverseApi(self.tables, self.organization, settings.dataverse_max_page_size)
         self.virtual: VirtualTables | None = None
@@ -99,6 +110,11 @@ class DataverseEmulator:
                 faults=self.faults,
                 render_error=dataverse_body,
                 fault_error=throttle_error,
+                limits=(
+                    self.protection.middleware(API_PREFIX, dataverse_body)
+                    if settings.limits_enabled
+                    else None
+                ),
                 admin=AdminTarget(
                     system="dataverse",
                     store=self.store,
@@ -128,6 +144,7 @@ class DataverseEmulator:
         """Back to a freshly seeded organization: no records, registrations, faults or logs."""
         self.store.reset()
         self.faults.clear()
+        self.protection.reset()
         self.deliveries.clear()
         self._seed()
 
@@ -149,6 +166,12 @@ class DataverseEmulator:
         return to_web_response(self.api.dispatch(api_request))
 
     def _seed(self) -> None:
-        seed_dataverse(self.tables, self.directory, self.organization, self.settings.tenant)
+        seed_dataverse(
+            self.tables,
+            self.directory,
+            self.organization,
+            self.settings.tenant,
+            self.settings.dataverse_tables_without_bulk,
+        )
         if self.virtual is not None:
             seed_data_event_messages(self.tables, self.virtual.entities)

@@ -31,8 +31,8 @@ from bridge.emulators.common.protocol import ApiRequest, ApiResponse, json_respo
 from bridge.emulators.common.store import ChangeEntry, RecordStore, StoredRecord
 from bridge.emulators.dataverse.json import DataverseRenderer, select_context
 from bridge.emulators.dataverse.tables import DataverseTables
-from bridge.emulators.odata.entities import EntityDef
-from bridge.emulators.odata.filter import DATAVERSE
+from bridge.emulators.odata.entities import EntityDef, FieldDef
+from bridge.emulators.odata.filter import DATAVERSE, Schema
 from bridge.emulators.odata.paging import (
     DELTA,
     INITIAL,
@@ -46,6 +46,7 @@ from bridge.emulators.odata.paging import (
     rows_after,
 )
 from bridge.emulators.odata.query import Expand, filter_rows, parse_query, parse_select
+from bridge.emulators.odata.values import LookupRef
 
 EXPIRED_CODE = "0x80044352"
 EXPIRED_MESSAGE = (
@@ -112,9 +113,33 @@ class TableSource:
         return self.tables.store.records(self.entity.name)
 
     def resolve(self, record: StoredRecord, web_name: str) -> Any:
-        """A property by Web API name (``_x_value`` for lookups)."""
+        """A property by Web API name (``_x_value`` for lookups), or a single-valued
+        navigation path ``<nav>/<property>`` (the related record's property)."""
+        nav, slash, rest = web_name.partition("/")
+        if slash:
+            related = self._related(nav)
+            if related is None:
+                return None
+            lookup, target = related
+            ref = record.values.get(lookup.name)
+            found = self.tables.get(target, ref.id) if isinstance(ref, LookupRef) else None
+            return TableSource(self.tables, target).resolve(found, rest) if found else None
         field = self.entity.web_field(web_name)
         return self.tables.value_of(self.entity, record, field.name) if field else None
+
+    def filter_field(self, web_name: str) -> FieldDef | None:
+        """The attribute a ``$filter`` property names, through navigation paths too
+        (``sdkmessageid/name eq 'CreateMultiple'``)."""
+        nav, slash, rest = web_name.partition("/")
+        if not slash:
+            return self.entity.web_field(web_name)
+        related = self._related(nav)
+        return TableSource(self.tables, related[1]).filter_field(rest) if related else None
+
+    def _related(self, nav: str) -> tuple[FieldDef, EntityDef] | None:
+        found = self.entity.nav_property(nav)
+        target = self.tables.registry.get(found[1]) if found else None
+        return (found[0], target) if found and target else None
 
     def render(
         self,
@@ -130,6 +155,11 @@ class TableSource:
     def record_id(self, entry: ChangeEntry) -> str:
         """Dataverse records are keyed by their GUID."""
         return str(entry.key[0])
+
+
+def _filter_schema(source: RowSource) -> Schema:
+    """Tables filter through navigation paths too; virtual tables have none."""
+    return source.filter_field if isinstance(source, TableSource) else source.entity.web_field
 
 
 def delta_token(version: int, moment: datetime) -> str:
@@ -176,7 +206,12 @@ class DataverseCollections:
             changes = self._changes(source, after, source.store.version)
             return ApiResponse(200, text=str(len(changes)), headers={"OData-Version": "4.0"})
         options = parse_query(
-            request.query, entity.web_field, entity.qualified_type, DATAVERSE, allow_skip=False
+            request.query,
+            entity.web_field,
+            entity.qualified_type,
+            DATAVERSE,
+            allow_skip=False,
+            filter_schema=_filter_schema(source),
         )
         rows = filter_rows(source.rows(), options.filter, source.resolve, DATAVERSE)
         return ApiResponse(200, text=str(len(rows)), headers={"OData-Version": "4.0"})
@@ -203,7 +238,12 @@ class DataverseCollections:
         entity = source.entity
         params = {k: v for k, v in request.query.items() if k != "$skiptoken"}
         options = parse_query(
-            params, entity.web_field, entity.qualified_type, DATAVERSE, allow_skip=False
+            params,
+            entity.web_field,
+            entity.qualified_type,
+            DATAVERSE,
+            allow_skip=False,
+            filter_schema=_filter_schema(source),
         )
         rows = filter_rows(source.rows(), options.filter, source.resolve, DATAVERSE)
         rows = ordered(rows, options.orderby, source.resolve)

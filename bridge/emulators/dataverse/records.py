@@ -43,6 +43,16 @@ def _check_etag(request: ApiRequest, record: StoredRecord) -> None:
         raise ApiError(412, ETAG_MISMATCH, code=CONCURRENCY_CODE)
 
 
+def with_key(entity: EntityDef, address: Address, writes: WriteSet) -> WriteSet:
+    """The values of an upsert that creates: the URL's key copied in (body values win for
+    alternate-key columns; the primary id always comes from the URL)."""
+    if address.key_values is None:
+        values = {**writes.values, entity.primary_id: address.record_id}
+    else:
+        values = {**address.key_values, **writes.values}
+    return WriteSet(values, writes.written | frozenset(values))
+
+
 class DataverseRecords:
     """Handlers for one record at a time."""
 
@@ -78,7 +88,7 @@ class DataverseRecords:
         if existing is None:
             if request.headers.get("If-Match"):
                 raise address.describe_missing()
-            record = self.tables.create(entity, self._with_key(entity, address, writes), principal)
+            record = self.tables.create(entity, with_key(entity, address, writes), principal)
             return self._written(request, entity, record, 201)
         if request.headers.get("If-None-Match", "").strip() == "*":
             raise ApiError(412, ALREADY_EXISTS, code=DUPLICATE_CODE)
@@ -134,13 +144,6 @@ class DataverseRecords:
         writes = self._inputs(request).writes(entity, {f"{nav}@odata.bind": target})
         self.tables.update(entity, record, writes, request.principal.client_id)
         return empty_response()
-
-    def _with_key(self, entity: EntityDef, address: Address, writes: WriteSet) -> WriteSet:
-        if address.key_values is None:
-            values = {**writes.values, entity.primary_id: address.record_id}
-        else:
-            values = {**address.key_values, **writes.values}
-        return WriteSet(values, writes.written | frozenset(values))
 
     def _existing(self, request: ApiRequest, entity: EntityDef, key: str) -> StoredRecord:
         inputs = self._inputs(request)

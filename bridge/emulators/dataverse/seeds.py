@@ -2,7 +2,8 @@
 
 Seeded rows are written by SYSTEM and not counted in write statistics: the root business
 unit, one ``systemuser`` per principal, the ``sdkmessages`` Create/Update/Delete and their
-``sdkmessagefilters`` per Sales table (and, with F&O connected, OnExternalCreated/Updated/
+``sdkmessagefilters`` per Sales table, the bulk messages CreateMultiple/UpdateMultiple with a
+filter per Sales table that supports them and UpsertMultiple/DeleteMultiple without filters (and, with F&O connected, OnExternalCreated/Updated/
 Deleted with a filter per virtual table), the USD and EUR currencies, the "Default Unit" unit
 group with its units and the "CRM Service USA (sample)" price list. Ids are stable
 (``uuid5``) so tests can predict them.
@@ -21,6 +22,10 @@ from bridge.emulators.odata.entities import EntityDef
 from bridge.emulators.odata.values import LookupRef
 
 MESSAGES = ("Create", "Update", "Delete")
+BULK_FILTERED_MESSAGES = ("CreateMultiple", "UpdateMultiple")
+"""Bulk messages with a filter row per table that supports them (dynamics-apis.md A.11)."""
+BULK_UNFILTERED_MESSAGES = ("UpsertMultiple", "DeleteMultiple")
+"""Bulk messages that exist but have no filter rows on standard tables."""
 
 
 def message_id(name: str) -> str:
@@ -121,11 +126,19 @@ def _seed_sales_reference(tables: DataverseTables) -> None:
 
 
 def seed_dataverse(
-    tables: DataverseTables, directory: PrincipalDirectory, organization: Organization, tenant: str
+    tables: DataverseTables,
+    directory: PrincipalDirectory,
+    organization: Organization,
+    tenant: str,
+    without_bulk: Sequence[str] = (),
 ) -> None:
-    """Insert the reference data (idempotent per empty store)."""
+    """Insert the reference data (idempotent per empty store). Every Sales table supports the
+    bulk messages except those named in ``without_bulk``."""
     _seed_users(tables, directory, organization, tenant)
     _seed_messages(tables, MESSAGES, sales_entities())
+    bulk_tables = [e for e in sales_entities() if e.name not in without_bulk]
+    _seed_messages(tables, BULK_FILTERED_MESSAGES, bulk_tables)
+    _seed_messages(tables, BULK_UNFILTERED_MESSAGES, [])
     _seed_sales_reference(tables)
 
 

@@ -40,6 +40,10 @@ VALIDATION_CODE = "0x80044331"
 INVALID_ARGUMENT_CODE = "0x80040203"
 CONCURRENCY_CODE = "0x80060882"
 
+_PLATFORM_COLUMNS = frozenset(
+    {"createdon", "modifiedon", "versionnumber", "createdby", "modifiedby"}
+)
+"""Columns derived from the stored record's metadata, never stored."""
 WriteHook = Callable[[EntityDef, dict[str, Any], StoredRecord | None], None]
 
 
@@ -124,21 +128,30 @@ class DataverseTables:
 
     def view(self, entity: EntityDef, record: StoredRecord) -> dict[str, Any]:
         """Every attribute of a record, platform columns included."""
-        return {name: self.value_of(entity, record, name) for name in entity.fields}
+        values = record.values
+        view = {name: values.get(name) for name in entity.fields}
+        for name in _PLATFORM_COLUMNS & view.keys():
+            view[name] = self._platform_value(record, name)
+        if entity.primary_id in view:
+            view[entity.primary_id] = self.record_id(record)
+        return view
 
     def value_of(self, entity: EntityDef, record: StoredRecord, name: str) -> Any:
         """One attribute of a record (logical name), platform columns included."""
         if name == entity.primary_id:
             return self.record_id(record)
-        platform: dict[str, Callable[[], Any]] = {
-            "createdon": lambda: record.created_at,
-            "modifiedon": lambda: record.modified_at,
-            "versionnumber": lambda: record.version,
-            "createdby": lambda: self._user_ref(record.created_by),
-            "modifiedby": lambda: self._user_ref(record.modified_by),
-        }
-        derive = platform.get(name)
-        return derive() if derive else record.values.get(name)
+        if name in _PLATFORM_COLUMNS:
+            return self._platform_value(record, name)
+        return record.values.get(name)
+
+    def _platform_value(self, record: StoredRecord, name: str) -> Any:
+        if name == "createdon":
+            return record.created_at
+        if name == "modifiedon":
+            return record.modified_at
+        if name == "versionnumber":
+            return record.version
+        return self._user_ref(record.created_by if name == "createdby" else record.modified_by)
 
     def resolver(self, entity: EntityDef) -> Callable[[StoredRecord, str], Any]:
         """Property access by Web API name (``_x_value`` for lookups), for ``$filter``."""

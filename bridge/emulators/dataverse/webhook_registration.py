@@ -11,6 +11,8 @@
   messages that do not allow them: 400 ``0x80044187`` "Custom SdkMessageProcessingStep is not
   allowed on the specified message.". Their ``configuration`` may restrict them to legal
   entities: ``<settings><setting name="LegalEntity" value="usmf,usrt" /></settings>``.
+- Steps on the bulk messages (``CreateMultiple`` …) are not emulated and refused with a 400
+  that says so (a bulk call fires the Create/Update steps once per record instead, A.11).
 - Defaults: ``stage`` 40, ``mode`` 0 (synchronous), as the platform's.
 """
 
@@ -36,6 +38,11 @@ from bridge.emulators.odata.entities import EntityDef
 from bridge.emulators.odata.values import LookupRef
 
 NOT_ALLOWED_CODE = "0x80044187"
+BULK_STEP_MESSAGES = ("CreateMultiple", "UpdateMultiple", "UpsertMultiple", "DeleteMultiple")
+BULK_STEPS_NOT_EMULATED = (
+    "The emulator does not run steps registered on bulk messages; register them on Create or "
+    "Update, which fire once per record of a bulk call."
+)
 NOT_ALLOWED_MESSAGE = "Custom SdkMessageProcessingStep is not allowed on the specified message."
 WEBHOOK_CONTRACT = 8
 WEBHOOK_KEY, HTTP_HEADER, HTTP_QUERY_STRING = 4, 5, 6
@@ -113,8 +120,11 @@ def install_registration_rules(tables: DataverseTables) -> None:
             if isinstance(message, LookupRef)
             else None
         )
-        if message_record is not None and message_record.values.get("name") in DATA_EVENT_MESSAGES:
+        message_name = message_record.values.get("name") if message_record else None
+        if message_name in DATA_EVENT_MESSAGES:
             _check_data_event_step(values)
+        if message_name in BULK_STEP_MESSAGES:
+            raise ApiError(400, BULK_STEPS_NOT_EMULATED, code="0x80040203")
         if values.get("mode") == 1 and values.get("stage") not in (None, 40):
             raise ApiError(
                 400,

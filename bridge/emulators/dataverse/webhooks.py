@@ -63,6 +63,8 @@ from bridge.emulators.odata.values import LookupRef
 
 MAX_BODY = 256 * 1024
 _MESSAGES = {Op.CREATE: "Create", Op.UPDATE: "Update", Op.DELETE: "Delete"}
+_REGISTRATION = (SERVICE_ENDPOINT, SDK_MESSAGE, SDK_MESSAGE_FILTER, STEP, STEP_IMAGE)
+"""The tables whose rows decide which steps fire with which images."""
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,18 @@ class WebhookNotifier:
         self.settings = settings
         self.organization = organization
         self.organization_host = ""
+        self._generation: tuple[int, ...] = ()
+        self._steps: dict[tuple[str, str], list[StoredRecord]] = {}
+        self._image_lists: dict[str, list[tuple[int, Image]]] = {}
 
     def on_write(self, event: WriteEvent) -> None:
         """Store listener: queue a notification per matching step."""
-        if event.entity in PLATFORM_TABLES or event.entity not in {
-            e.name for e in self.tables.registry
-        }:
+        if event.entity in PLATFORM_TABLES or self.tables.registry.get(event.entity) is None:
             return
         entity = self.tables.entity(event.entity)
         message = _MESSAGES[event.op]
+        if not self._registered(message, entity.name):
+            return  # nobody listens: build no images
         after = self.tables.view(entity, event.after) if event.after else None
         self.notify(
             Notification(
@@ -132,10 +137,23 @@ class WebhookNotifier:
     def listens(self, message: str, entity: str) -> bool:
         """Whether an enabled step is registered for ``message`` (on ``entity`` or on every
         table), so callers can skip building notifications nobody receives."""
-        return any(
-            self._registered_for(step.values, message, entity)
-            for step in self.tables.store.records(STEP)
-        )
+        return bool(self._registered(message, entity))
+
+    def _registered(self, message: str, entity: str) -> list[StoredRecord]:
+        """The enabled steps of ``message`` on ``entity`` (or every table), remembered until
+        a registration table changes (their change logs' last versions are the cache key;
+        versions only grow, also across a reset)."""
+        generation = tuple(self.tables.store.last_change(name) for name in _REGISTRATION)
+        if generation != self._generation:
+            self._generation, self._steps, self._image_lists = generation, {}, {}
+        found = self._steps.get((message, entity))
+        if found is None:
+            found = self._steps[(message, entity)] = [
+                step
+                for step in self.tables.store.records(STEP)
+                if self._registered_for(step.values, message, entity)
+            ]
+        return found
 
     def notify(self, notification: Notification) -> None:
         """Queue ``notification`` to every enabled step that matches it."""
@@ -163,10 +181,8 @@ class WebhookNotifier:
 
     def _matching_steps(self, notification: Notification) -> list[StoredRecord]:
         steps = []
-        for step in self.tables.store.records(STEP):
+        for step in self._registered(notification.message, notification.entity.name):
             values = step.values
-            if not self._registered_for(values, notification.message, notification.entity.name):
-                continue
             wanted = {
                 a.strip().lower()
                 for a in (values.get("filteringattributes") or "").split(",")
@@ -189,6 +205,12 @@ class WebhookNotifier:
         return endpoint
 
     def _images(self, step_id: str) -> list[tuple[int, Image]]:
+        cached = self._image_lists.get(step_id)
+        if cached is None:
+            cached = self._image_lists[step_id] = self._find_images(step_id)
+        return cached
+
+    def _find_images(self, step_id: str) -> list[tuple[int, Image]]:
         images = []
         for record in self.tables.store.records(STEP_IMAGE):
             owner = record.values.get("sdkmessageprocessingstepid")

@@ -44,7 +44,13 @@ from bridge.emulators.fno.tables import (
     key_part,
     odata_error,
 )
-from bridge.emulators.odata.batch import BatchOperation, parse_batch, render_batch, run_batch
+from bridge.emulators.odata.batch import (
+    BatchOperation,
+    ChangeSet,
+    parse_batch,
+    render_batch,
+    run_batch,
+)
 from bridge.emulators.odata.csdl import csdl
 from bridge.emulators.odata.entities import EntityDef
 from bridge.emulators.odata.filter import FNO
@@ -313,7 +319,14 @@ class FnoApi:
             max_operations=MAX_BATCH_OPERATIONS,
         )
         body, content_type = render_batch(outcome)
-        return ApiResponse(200, raw=body, content_type=content_type, headers=dict(ODATA_HEADERS))
+        operations = sum(len(i.operations) if isinstance(i, ChangeSet) else 1 for i in items)
+        return ApiResponse(
+            200,
+            raw=body,
+            content_type=content_type,
+            headers=dict(ODATA_HEADERS),
+            cost=max(1, operations),
+        )
 
     def _run_part(
         self, parent: ApiRequest, operation: BatchOperation, refs: Mapping[str, str]

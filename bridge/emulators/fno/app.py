@@ -19,6 +19,7 @@ from bridge.emulators.common.auth import PRINCIPAL_KEY, TokenIssuer
 from bridge.emulators.common.delivery import DeliveryDispatcher, DeliveryLog
 from bridge.emulators.common.errors import ApiError, fno_body
 from bridge.emulators.common.faults import FaultInjector
+from bridge.emulators.common.limits import COST_KEY, ResourceThrottle
 from bridge.emulators.common.principals import PrincipalDirectory
 from bridge.emulators.common.protocol import ApiRequest, to_web_response
 from bridge.emulators.common.settings import EmulatorSettings
@@ -69,6 +70,11 @@ class FnoEmulator:
         )
         self.store.subscribe(self.events.on_write)
         self.faults = FaultInjector((API_PREFIX,))
+        self.throttle = ResourceThrottle(
+            settings.fno_resource_capacity,
+            settings.fno_resource_window_seconds,
+            settings.limits_time_scale,
+        )
         self.issuer = TokenIssuer(self.directory, settings.tenant, settings.token_lifetime_seconds)
         events_api = BusinessEventsApi(self.events, settings.companies)
         self.api = FnoApi(self.tables, settings.default_company, settings.fno_page_size, events_api)
@@ -84,6 +90,11 @@ class FnoEmulator:
                 faults=self.faults,
                 render_error=fno_body,
                 fault_error=throttle_error,
+                limits=(
+                    self.throttle.middleware(API_PREFIX, fno_body)
+                    if settings.limits_enabled
+                    else None
+                ),
                 admin=AdminTarget(
                     system="fno",
                     store=self.store,
@@ -102,6 +113,7 @@ class FnoEmulator:
         self.store.reset()
         self.events.reset()
         self.faults.clear()
+        self.throttle.reset()
         self.deliveries.clear()
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -115,7 +127,9 @@ class FnoEmulator:
             principal=request[PRINCIPAL_KEY],
             service_root=f"{request.scheme}://{request.host}/data/",
         )
-        return to_web_response(self.api.dispatch(api_request))
+        response = self.api.dispatch(api_request)
+        request[COST_KEY] = response.cost
+        return to_web_response(response)
 
     async def _raise_event(self, request: web.Request) -> web.Response:
         try:

@@ -145,8 +145,10 @@ def parse_query(
     dialect: Dialect,
     *,
     allow_skip: bool,
+    filter_schema: Schema | None = None,
 ) -> QueryOptions:
-    """Validate and parse the system query options of a collection request."""
+    """Validate and parse the system query options of a collection request; ``$filter`` is
+    checked against ``filter_schema`` when given (e.g. one that knows navigation paths)."""
     for name in params:
         if name.startswith("$") and name not in KNOWN_OPTIONS:
             raise bad_request(f"The query parameter '{name}' is not supported.")
@@ -155,7 +157,7 @@ def parse_query(
     text = params.get("$filter")
     return QueryOptions(
         select=parse_select(params.get("$select"), schema, type_name),
-        filter=compile_filter(text, schema, type_name, dialect) if text else None,
+        filter=compile_filter(text, filter_schema or schema, type_name, dialect) if text else None,
         orderby=parse_orderby(params.get("$orderby"), schema, type_name),
         top=parse_int_option("$top", params.get("$top")),
         skip=parse_int_option("$skip", params.get("$skip")),
