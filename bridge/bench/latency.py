@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from bridge.bench.load import BatchWriter
+from bridge.bench.load import BATCH_SIZE, BatchWriter
 from bridge.bench.measure import Figure, customers, percentile
 from bridge.bench.scenarios import Bench
 from bridge.bench.stack import Stack, require
@@ -65,6 +65,7 @@ async def offered_load(bench: Bench, stack: Stack, phase: int, load: int, unload
             writer = BatchWriter(sales, http)
             while sent < total:
                 due = min(total, int(load * (time.monotonic() - started)) + 1)
+                due = min(due, sent + BATCH_SIZE)  # a behind writer catches up in allowed batches
                 if due > sent:
                     numbers = [
                         f"{sample_prefix if i % every == 0 else other_prefix}{i:07d}"
