@@ -16,6 +16,7 @@ from bridge.config import ApiSettings
 from bridge.http.responses import classify_response, classify_transport_error
 from bridge.http.retry import RetryPolicy
 from bridge.http.tokens import TokenProvider
+from bridge.metrics import http_answered, http_retried, target_name
 
 ODATA_HEADERS = {
     "Accept": "application/json",
@@ -47,6 +48,7 @@ class ApiClient:
             timeout=settings.timeout_seconds, limits=limits, transport=transport
         )
         self.tokens = TokenProvider(settings, self._http)
+        self.target = target_name(settings)
 
     async def __aenter__(self) -> Self:
         return self
@@ -76,8 +78,13 @@ class ApiClient:
     ) -> httpx.Response:
         """Send one request with retries; return the response or raise a classified error."""
         url = self.url(path)
+        attempts = 0
 
         async def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                http_retried(self.target)
             return await self._send(method, url, json=json, params=params, headers=headers)
 
         return await self._policy.call(attempt, what=f"{method} {httpx.URL(url).path}")
@@ -122,6 +129,7 @@ class ApiClient:
                 )
             except httpx.HTTPError as exc:
                 raise classify_transport_error(exc, method, url) from None
+            http_answered(self.target, response.status_code)
             if response.status_code != 401:
                 break
         classify_response(response)
