@@ -423,7 +423,8 @@ class FlowEngine:
         stream.seek(partition, stop.offset)
         stream.pause(partition)
         self._resume_at[partition] = time.monotonic() + delay
-        self._observer.blocked(partition, cause, delay)
+        if stop.blocked.delay is None:  # a retry copy not yet due is no trouble
+            self._observer.blocked(partition, cause, delay)
         log.warning(
             "flow_paused",
             flow=self.flow.name,

@@ -37,8 +37,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "BRIDGE_FLOWS__CONSUMER_GROUP_PREFIX": s.flows.consumer_group_prefix,
             "BRIDGE_FLOWS__BLOCKED_RETRY_SECONDS": str(s.flows.blocked_retry_seconds),
             "BRIDGE_LOG__FORMAT": "json",
+            "BRIDGE_ADMIN__HOST": s.admin.host,
+            "BRIDGE_ADMIN__PORT": str(s.admin.port),
         }
     )
+    if s.admin.token is not None:
+        env["BRIDGE_ADMIN__TOKEN"] = s.admin.token.get_secret_value()
     return env
 
 
