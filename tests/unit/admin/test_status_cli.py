@@ -50,5 +50,5 @@ async def test_the_table_shows_each_flow_as_the_api_does() -> None:
 
 
 def test_a_bridge_that_does_not_answer_is_a_clear_error() -> None:
-    with pytest.raises(BridgeUnreachable, match="no bridge answers at http://127.0.0.1:"):
+    with pytest.raises(BridgeUnreachable, match=r"no bridge answers at http://127\.0\.0\.1:"):
         show_status(AdminSettings(port=free_port()), as_json=False)
