@@ -4,6 +4,7 @@ by its own pid (never by name), its output kept in a log file for the failure re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +42,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "BRIDGE_ADMIN__PORT": str(s.admin.port),
         }
     )
+    if s.flows.enabled is not None:
+        env["BRIDGE_FLOWS__ENABLED"] = json.dumps(s.flows.enabled)
     if s.admin.token is not None:
         env["BRIDGE_ADMIN__TOKEN"] = s.admin.token.get_secret_value()
     return env
