@@ -39,6 +39,12 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
+def artefacts() -> Path:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTEFACTS
+
+
+@pytest.fixture
 async def browser() -> AsyncIterator[Browser]:
     executable = chromium_path()
     async with async_playwright() as playwright:
@@ -60,7 +66,7 @@ async def shows(page: Page, flow: str, name: str, wanted: Any) -> bool:
 
 
 async def test_the_status_page_shows_the_flows_and_pauses_one(
-    stack: Stack, browser: Browser, tmp_path: Path
+    stack: Stack, browser: Browser, artefacts: Path, tmp_path: Path
 ) -> None:
     token = f"page-{uuid.uuid4().hex[:8]}"
     settings = stack.with_settings(
@@ -97,8 +103,7 @@ async def test_the_status_page_shows_the_flows_and_pauses_one(
         await eventually(lambda: shows(page, "accounts", "lag", lambda t: int(t) >= 1), timeout=30)
         await asyncio.sleep(3)  # six poll intervals, many fetch turns of the paused engine
         assert await customer(stack, held_back["accountnumber"]) is None
-        ARTEFACTS.mkdir(parents=True, exist_ok=True)
-        await page.screenshot(path=str(ARTEFACTS / "status-page-paused.png"), full_page=True)
+        await page.screenshot(path=str(artefacts / "status-page-paused.png"), full_page=True)
 
         # resumed through the page: it arrives
         await page.locator('tr[data-flow="accounts"] button[data-action="resume"]').click()
@@ -107,7 +112,7 @@ async def test_the_status_page_shows_the_flows_and_pauses_one(
         await eventually(lambda: shows(page, "accounts", "state", lambda t: t == "running"))
         await eventually(lambda: shows(page, "accounts", "lag", lambda t: t == "0"), timeout=30)
         await eventually(lambda: shows(page, "accounts", "applied", lambda t: int(t) >= 4))
-        await page.screenshot(path=str(ARTEFACTS / "status-page.png"), full_page=True)
+        await page.screenshot(path=str(artefacts / "status-page.png"), full_page=True)
     except BaseException:
         print(bridge.log_tail(60))
         raise
