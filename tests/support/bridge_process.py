@@ -52,15 +52,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class BridgeProcess:
     """One ``bridge run`` child process; ``start`` may be called again after ``kill``."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, role: str = "all") -> None:
         self.settings = settings
         self.log_path = log_path
+        self.role = role
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run"],
+                [sys.executable, "-m", "bridge", "run", "--role", self.role],
                 env=settings_env(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,
