@@ -41,18 +41,29 @@ class LagWatcher:
         self.error: str | None = None
 
     async def run(self) -> None:
-        """Refresh until cancelled; a failure is kept as :attr:`error` and retried."""
+        """Refresh until cancelled; a failure is kept as :attr:`error` and retried with the
+        same clients (they reconnect by themselves: opening new ones while the broker is
+        away would leave half-started clients behind)."""
         interval = self._settings.admin.lag_interval_seconds
         while True:
             try:
                 async with open_kafka(self._settings) as (topics, groups):
                     while True:
-                        await self._refresh(topics, groups)
+                        await self._refresh_once(topics, groups)
                         await asyncio.sleep(interval)
-            except BridgeError as exc:
-                self.error = str(exc)
-                log.warning("lag_refresh_failed", error=self.error)
+            except BridgeError as exc:  # Kafka away while connecting: rare, try again later
+                self._failed(exc)
                 await asyncio.sleep(interval)
+
+    async def _refresh_once(self, topics: Any, groups: Any) -> None:
+        try:
+            await self._refresh(topics, groups)
+        except BridgeError as exc:
+            self._failed(exc)
+
+    def _failed(self, exc: BridgeError) -> None:
+        self.error = str(exc)
+        log.warning("lag_refresh_failed", error=self.error)
 
     async def _refresh(self, topics: Any, groups: Any) -> None:
         for flow in self._flows:

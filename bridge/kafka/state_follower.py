@@ -57,7 +57,11 @@ class StateFollower:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        await start_client(self._consumer)
+        try:
+            await start_client(self._consumer)
+        except BaseException:
+            await stop_client(self._producer)  # created, never started: close it all the same
+            raise
         try:
             await start_client(self._producer)
         except BaseException:
