@@ -29,6 +29,10 @@ kafka-up: ## Start the local Kafka broker (KRaft, 127.0.0.1:9092); idempotent
 kafka-down: ## Stop the local Kafka broker started by kafka-up
 	$(KAFKA) down
 
+.PHONY: browser
+browser: ## Install Debian's chromium for the status page test (as root; skipped if present)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium)
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy --strict
 	$(BIN)/ruff check bridge tests

@@ -22,6 +22,9 @@ from typing import Literal
 
 import structlog
 
+from bridge.admin.controls import FlowControls
+from bridge.admin.guard import refuse_unprotected_admin
+from bridge.admin.wiring import Admin, flow_controls
 from bridge.config import Settings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.codec import EventCodec
@@ -125,6 +128,7 @@ class Runtime:
     publisher: EventPublisher
     processors: dict[str, FlowProcessor]
     sources: Sources
+    controls: FlowControls | None = None
 
     async def run_flow(self, flow: Flow) -> None:
         """Run one flow's engine until cancelled, with fresh Kafka clients."""
@@ -139,9 +143,17 @@ class Runtime:
                 source=self.sources,
                 settings=self.settings.flows,
                 topic_prefix=kafka.topic_prefix,
+                observer=self.controls.monitors[flow.name] if self.controls else None,
             )
             async with KafkaRecordStream(kafka, flow, engine) as stream:
-                await engine.run(stream)
+                if self.controls is None:
+                    await engine.run(stream)
+                    return
+                await self.controls.attach(engine)
+                try:
+                    await engine.run(stream)
+                finally:
+                    self.controls.detach(engine)
 
 
 def build_processors(
@@ -172,7 +184,9 @@ async def run_bridge(
 ) -> None:
     """Run the bridge until cancelled: receiver and pollers (``ingest``), one engine per
     flow (``apply``), or both."""
+    refuse_unprotected_admin(settings.admin)
     flows = enabled_flows(settings)
+    controls = flow_controls(flows)
     codec = EventCodec.from_directory(settings.schemas_dir)
     policy = RetryPolicy.from_settings(settings.retry)
     await ensure_topics(settings.kafka, flows)
@@ -184,6 +198,8 @@ async def run_bridge(
             ApiClient(settings.fno, settings.fno.api_path, policy)
         )
         reader, fno_reader = DataverseReader(sales), FnoReader(fno)
+        clients = {"sales": sales, "fno": fno}
+        await stack.enter_async_context(Admin(settings, role, flows, controls, clients))
         publisher = await stack.enter_async_context(EventPublisher(settings.kafka, codec))
         if role in ("ingest", "all") and settings.webhook.enabled:
             await stack.enter_async_context(
@@ -221,7 +237,7 @@ async def run_bridge(
                     System.SALES: DataverseSink(sales, metadata, settings.bulk),
                 }
                 processors = build_processors(all_templates(settings), sinks, context)
-                runtime = Runtime(settings, codec, publisher, processors, sources)
+                runtime = Runtime(settings, codec, publisher, processors, sources, controls)
                 for flow in flows:
                     tasks.create_task(
                         supervise(f"flow:{flow.name}", lambda f=flow: runtime.run_flow(f))  # type: ignore[misc]

@@ -159,6 +159,22 @@ def demo(
         )
 
 
+@app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole status as JSON")] = False,
+) -> None:
+    """Show each flow of a running bridge: state, lag, rates, latency, dead letters (from its
+    admin API; exit 1 when it does not answer)."""
+    from bridge.admin.status_cli import show_status
+
+    settings = _settings()
+    try:
+        show_status(settings.admin, as_json=as_json)
+    except BridgeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 # --- operations: dead letters, replay, backfill, reconcile (docs/operations.md) -------------
 
 FlowOption = Annotated[str, typer.Option("--flow", help="The flow (template name)")]

@@ -212,6 +212,26 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class AdminSettings(_Section):
+    """The status page, admin API, ``/metrics``, ``/healthz`` and ``/readyz`` that every
+    ``bridge run`` serves. Bound beyond loopback, it needs a ``token`` (a bearer token the
+    page and ``bridge status`` send); ``bridge run`` refuses to start without one."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8091, ge=0, le=65535)
+    token: SecretStr | None = None
+    url: str | None = None
+    change_tracking_expiry_days: float = Field(default=7.0, gt=0)
+    lag_interval_seconds: float = Field(default=5.0, gt=0)
+
+    @property
+    def base_url(self) -> str:
+        """Where ``bridge status`` reaches the admin API."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return (self.url or f"http://{host}:{self.port}").rstrip("/")
+
+
 SCHEMAS_DIR = shipped_schemas_dir()
 
 
@@ -237,6 +257,7 @@ class Settings(BaseSettings):
     companies: CompanySettings = CompanySettings()
     bulk: BulkSettings = BulkSettings()
     log: LogSettings = LogSettings()
+    admin: AdminSettings = AdminSettings()
     schemas_dir: Path = SCHEMAS_DIR
 
     @model_validator(mode="after")

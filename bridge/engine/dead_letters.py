@@ -47,6 +47,7 @@ class DeadLetters:
     topic: str
     flow: str
     sender: RecordSender
+    on_sent: Callable[[str, BaseException], None] | None = None
 
     async def send(
         self, record: ConsumedRecord, error: BaseException, stage: str, attempts: int
@@ -66,6 +67,8 @@ class DeadLetters:
         kept = [(k, v) for k, v in (record.headers or ()) if not k.startswith(HEADER_PREFIX)]
         headers = kept + [(HEADER_PREFIX + k, v.encode()) for k, v in context.items()]
         await self.sender.send(self.topic, record.value, record.key, headers)
+        if self.on_sent is not None:
+            self.on_sent(stage, error)
         log.warning(
             "event_dead_lettered",
             flow=self.flow,

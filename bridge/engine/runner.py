@@ -28,6 +28,10 @@ Delivery contract, enforced here and nowhere else:
 - **Nothing replays forever.** Any exception while applying one record dead-letters it
   (stage ``unexpected``); a batch never outlives ``apply_budget_seconds``: what is still
   running then is cancelled and retried from its offset.
+
+An operator may :meth:`FlowEngine.pause` a flow: once the call returns nothing more is
+applied, the engine keeps polling with every owned partition paused (so it stays in its
+group) and :meth:`FlowEngine.resume` goes on from the first record not settled.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import Capture, ChangeEvent, Operation
 from bridge.engine.dead_letters import DeadLetters
 from bridge.engine.flow import Flow
+from bridge.engine.observer import FlowObserver, NoObserver
 from bridge.engine.retries import RetryScheduler, attempts_of, seconds_until_due
 from bridge.engine.stream import Partition, RecordSender, RecordStream, StreamRecord
 from bridge.engine.versions import RecordState, VersionTable, staleness
@@ -126,6 +131,7 @@ class FlowEngine:
         source: SourceLookup,
         settings: FlowSettings,
         topic_prefix: str,
+        observer: FlowObserver | None = None,
     ) -> None:
         self.flow = flow
         self._processor = processor
@@ -135,11 +141,15 @@ class FlowEngine:
         self._source = source
         self._settings = settings
         self._prefix = topic_prefix
-        self._dead_letters = DeadLetters(flow.dead_letter_topic, flow.name, sender)
+        self._observer = observer or NoObserver()
+        self._dead_letters = DeadLetters(
+            flow.dead_letter_topic, flow.name, sender, self._observer.dead_lettered
+        )
         self._retries = RetryScheduler(flow.retry_topic, settings, sender)
         self._stream: RecordStream | None = None
         self._batch = asyncio.Lock()
         self._resume_at: dict[Partition, float] = {}
+        self._paused = False
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -149,11 +159,17 @@ class FlowEngine:
         log.info("flow_started", flow=self.flow.name, topic=self.flow.topic)
         try:
             while True:
-                self._resume_due(stream)
+                if self._paused:
+                    self._hold(stream)
+                else:
+                    self._resume_due(stream)
                 batch = await stream.fetch(max_wait=0.2)
                 if batch:
                     async with self._batch:
-                        await self._settle_batch(stream, batch)
+                        if self._paused:
+                            self._rewind(stream, batch)
+                        else:
+                            await self._settle_batch(stream, batch)
         finally:
             log.info("flow_stopped", flow=self.flow.name)
 
@@ -256,6 +272,7 @@ class FlowEngine:
         except UndecodableMessage as exc:
             await self._dead_letters.send(record, exc, stage="decode", attempts=1)
             return None
+        self._observer.seen(event)
         try:
             return await self._apply(record, event, state)
         except (TransientError, FlowBlocked):
@@ -292,7 +309,9 @@ class FlowEngine:
         for entity, line in processed.cascade:
             await self._publish(entity, line, (CASCADE_HEADER, self.flow.name.encode()))
         if processed.skipped is not None:
+            self._observer.skipped(event, processed.skipped)
             return None
+        self._observer.applied(event)
         return (state or RecordState()).after_applying(event)
 
     async def _confirmed(self, event: ChangeEvent) -> ChangeEvent | None:
@@ -344,6 +363,7 @@ class FlowEngine:
         await self._sender.send(entity.topic(self._prefix), payload, event.key, list(headers))
 
     def _log_skip(self, event: ChangeEvent, reason: str) -> None:
+        self._observer.skipped(event, reason)
         log.info(
             "change_skipped",
             flow=self.flow.name,
@@ -353,6 +373,45 @@ class FlowEngine:
         )
 
     # --- pausing ----------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """Whether an operator paused the flow."""
+        return self._paused
+
+    async def pause(self) -> None:
+        """Stop applying: returns once the batch in flight (if any) is settled; from then on
+        nothing is fetched for settling until :meth:`resume`."""
+        self._paused = True
+        async with self._batch:
+            pass
+        log.info("flow_paused_by_operator", flow=self.flow.name)
+
+    def resume(self) -> None:
+        """Apply again, from the first record not settled; partitions paused by a blocked
+        record keep waiting for their own resume time."""
+        if not self._paused:
+            return
+        self._paused = False
+        if self._stream is not None:
+            for partition in self._stream.assignment() - self._resume_at.keys():
+                self._stream.resume(partition)
+        log.info("flow_resumed_by_operator", flow=self.flow.name)
+
+    def _hold(self, stream: RecordStream) -> None:
+        # every turn, so partitions assigned while paused are held too
+        for partition in stream.assignment():
+            stream.pause(partition)
+
+    def _rewind(
+        self, stream: RecordStream, batch: Mapping[Partition, Sequence[StreamRecord]]
+    ) -> None:
+        """A batch fetched just before a pause is not settled: fetch it again on resume."""
+        owned = stream.assignment()
+        for partition, records in batch.items():
+            if records and partition in owned:
+                stream.seek(partition, records[0].offset)
+                stream.pause(partition)
 
     def _pause(self, stream: RecordStream, partition: Partition, stop: _Stop) -> None:
         delay = self._settings.blocked_retry_seconds
@@ -364,6 +423,8 @@ class FlowEngine:
         stream.seek(partition, stop.offset)
         stream.pause(partition)
         self._resume_at[partition] = time.monotonic() + delay
+        if stop.blocked.delay is None:  # a retry copy not yet due is no trouble
+            self._observer.blocked(partition, cause, delay)
         log.warning(
             "flow_paused",
             flow=self.flow.name,

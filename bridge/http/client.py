@@ -24,6 +24,7 @@ from bridge.http.limiter import AdaptiveLimiter, LimiterSettings
 from bridge.http.responses import classify_response, classify_transport_error
 from bridge.http.retry import RetryPolicy
 from bridge.http.tokens import TokenProvider
+from bridge.metrics import http_answered, http_retried, target_name
 
 ODATA_HEADERS = {
     "Accept": "application/json",
@@ -74,6 +75,7 @@ class ApiClient:
         ]
         self.tokens = self.registrations[0].tokens
         """The main registration's tokens (its ``oid`` names the bridge in F&O)."""
+        self.target = target_name(settings)
 
     async def __aenter__(self) -> Self:
         return self
@@ -113,8 +115,13 @@ class ApiClient:
         request_headers = dict(headers or {})
         if json is not None:
             request_headers.setdefault("Content-Type", "application/json")
+        attempts = 0
 
         async def attempt() -> httpx.Response:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1:
+                http_retried(self.target)
             chosen = self._choose(registration)
             try:
                 async with chosen.limiter.slot() as report:
@@ -175,6 +182,7 @@ class ApiClient:
                 )
             except httpx.HTTPError as exc:
                 raise classify_transport_error(exc, method, url) from None
+            http_answered(self.target, response.status_code)
             if response.status_code != 401:
                 break
         classify_response(response)

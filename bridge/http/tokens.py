@@ -12,6 +12,7 @@ import httpx
 
 from bridge.config import ApiSettings
 from bridge.errors import FlowBlocked, TargetUnavailable
+from bridge.metrics import target_name, token_refreshed
 
 _EARLY_REFRESH_SECONDS = 120
 
@@ -74,6 +75,7 @@ class TokenProvider:
             raise FlowBlocked(f"token request refused: {error}", status=response.status_code)
         body = response.json()
         self._token = str(body["access_token"])
+        token_refreshed(target_name(settings))
         lifetime = float(body.get("expires_in", 3599))
         self._expires_at = time.monotonic() + max(lifetime - _EARLY_REFRESH_SECONDS, lifetime / 2)
 

@@ -24,6 +24,7 @@ from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
 from bridge.kafka.clients import start_client, stop_client
+from bridge.metrics import captured, published
 
 log = structlog.get_logger(__name__)
 
@@ -173,6 +174,7 @@ class EventPublisher:
         claimed = []
         for entity, event in items:
             topic = entity.topic(prefix)
+            captured(f"{entity.system.lower()}.{entity.name}", event.source.capture)
             is_new, previous = self._versions.claim(topic, event)
             if is_new:
                 claimed.append((entity, topic, event, previous))
@@ -191,6 +193,8 @@ class EventPublisher:
             if isinstance(exc, BridgeError):
                 raise
             raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
+        for entity, _, _, _ in claimed:
+            published(f"{entity.system.lower()}.{entity.name}", 1)
         if claimed:
             log.debug("events_published", count=len(claimed))
         return len(claimed)

@@ -19,6 +19,7 @@ from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity, source_entity
 from bridge.contract.envelope import Capture, ChangeEvent, Operation, Source, System, now_millis
 from bridge.errors import TransientError
+from bridge.metrics import poll_finished
 
 log = structlog.get_logger(__name__)
 
@@ -135,4 +136,7 @@ async def poll_forever(
             await poll_once()
         except TransientError as exc:
             log.warning("poll_failed", poller=name, error=str(exc))
+            poll_finished(name, str(exc))
+        else:
+            poll_finished(name, None)
         await asyncio.sleep(interval_seconds)

@@ -23,6 +23,7 @@ from pydantic import SecretStr
 
 from bridge.app import start_bridge
 from bridge.config import (
+    AdminSettings,
     FlowSettings,
     FnoSettings,
     KafkaSettings,
@@ -109,6 +110,7 @@ async def stack(broker: str) -> AsyncIterator[Stack]:
                 max_attempts=4, initial_backoff_seconds=0.05, max_backoff_seconds=0.5
             ),
             flows=FlowSettings(consumer_group_prefix=f"g{unique}", blocked_retry_seconds=0.5),
+            admin=AdminSettings(port=0),  # an ephemeral port: tests run several bridges at once
         )
         policy = RetryPolicy.from_settings(settings.retry)
         user = {

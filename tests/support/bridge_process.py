@@ -4,6 +4,7 @@ by its own pid (never by name), its output kept in a log file for the failure re
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -37,23 +38,30 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "BRIDGE_FLOWS__CONSUMER_GROUP_PREFIX": s.flows.consumer_group_prefix,
             "BRIDGE_FLOWS__BLOCKED_RETRY_SECONDS": str(s.flows.blocked_retry_seconds),
             "BRIDGE_LOG__FORMAT": "json",
+            "BRIDGE_ADMIN__HOST": s.admin.host,
+            "BRIDGE_ADMIN__PORT": str(s.admin.port),
         }
     )
+    if s.flows.enabled is not None:
+        env["BRIDGE_FLOWS__ENABLED"] = json.dumps(s.flows.enabled)
+    if s.admin.token is not None:
+        env["BRIDGE_ADMIN__TOKEN"] = s.admin.token.get_secret_value()
     return env
 
 
 class BridgeProcess:
     """One ``bridge run`` child process; ``start`` may be called again after ``kill``."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(self, settings: Settings, log_path: Path, role: str = "all") -> None:
         self.settings = settings
         self.log_path = log_path
+        self.role = role
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "run"],
+                [sys.executable, "-m", "bridge", "run", "--role", self.role],
                 env=settings_env(self.settings),
                 stdout=log,
                 stderr=subprocess.STDOUT,

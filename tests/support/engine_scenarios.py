@@ -7,6 +7,7 @@ to the source, never by the bridge's own bookkeeping.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import replace
@@ -297,7 +298,27 @@ async def a_cascaded_line_passes_the_line_flows_version_check(
     assert held(world.target, "ContactPersons")["P-1"]["Name"] == versioned("c", 2)
 
 
+async def a_paused_flow_applies_nothing_until_resumed(world: World) -> None:
+    """An operator pauses the customers flow: changes published meanwhile reach neither
+    F&O nor the group's commits; after the resume every one of them is applied."""
+    await world.start_worker("w1")
+    source = world.source
+    await world.publish(ACCOUNT, source.change(ACCOUNT, "a-1", accountnumber="A-1", name="one"))
+    await world.drain()
+    engine = world.workers["w1"].engines["customers"]
+    await engine.pause()
+    await world.publish(ACCOUNT, source.change(ACCOUNT, "a-2", accountnumber="A-2", name="two"))
+    await world.publish(ACCOUNT, source.change(ACCOUNT, "a-1", name="one, renamed"))
+    await asyncio.sleep(1.5)  # many fetch turns of the paused engine
+    assert held(world.target, "Customers") == {"A-1": {"CustomerAccount": "A-1", "Name": "one"}}
+    assert (await world.backlog())["customers"] == 2
+    engine.resume()
+    await world.drain()
+    assert held(world.target, "Customers") == expected_customers(source)
+
+
 SCENARIOS = [
+    a_paused_flow_applies_nothing_until_resumed,
     a_retry_copy_and_a_newer_event_never_apply_concurrently,
     newest_version_wins_over_a_waiting_retry_copy,
     a_stale_event_never_overwrites_a_newer_one,

@@ -402,6 +402,7 @@ class Worker:
     name: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     exits: list[Any] = field(default_factory=list)
+    engines: dict[str, FlowEngine] = field(default_factory=dict)
 
 
 class World:
@@ -491,6 +492,7 @@ class World:
             settings=self.settings.flows,
             topic_prefix=self.settings.kafka.topic_prefix,
         )
+        worker.engines[flow.name] = engine
         stream_cm = self.bus.stream(flow, engine, worker.name)
         stream: RecordStream = await stream_cm.__aenter__()
         worker.exits += [stream_cm, log_cm]

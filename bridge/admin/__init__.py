@@ -1,0 +1,1 @@
+"""The status page, admin API, metrics and health endpoints of ``bridge run``."""
