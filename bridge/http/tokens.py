@@ -143,14 +143,42 @@ class _MsalSource:
             settings.client_id,
             client_credential=self._credential,
             authority=f"{authority}/{settings.tenant}",
-            verify=str(settings.ca_file) if settings.ca_file else True,
-            timeout=settings.timeout_seconds,
+            http_client=_AuthorityHttp(settings.ca_file, settings.timeout_seconds),
             # Instance discovery asks login.microsoftonline.com whether the authority is a
             # Microsoft cloud; MSAL skips it for Microsoft's hosts and a local emulator is
             # none, so it is off there (MSAL's documented switch for private authorities).
             instance_discovery=False if is_loopback_host(host) else None,
             token_cache=msal.TokenCache(),
         )
+
+
+class _AuthorityHttp:
+    """The HTTP client MSAL talks to the authority with (MSAL's ``HttpClient`` shape).
+
+    Two differences from the ``requests`` session MSAL would make: a configured CA file is
+    passed with every request, because requests lets ``REQUESTS_CA_BUNDLE`` /
+    ``CURL_CA_BUNDLE`` override a session's ``verify``; and each call uses its own session,
+    closed at once (a token is fetched about once an hour, so a pooled connection would only
+    linger)."""
+
+    def __init__(self, ca_file: Path | None, timeout: float) -> None:
+        self._options: dict[str, Any] = {"timeout": timeout}
+        if ca_file is not None:
+            self._options["verify"] = str(ca_file)
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        return self._call("GET", url, kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> Any:
+        return self._call("POST", url, kwargs)
+
+    def close(self) -> None:
+        pass  # no session outlives a call
+
+    def _call(self, method: str, url: str, kwargs: dict[str, Any]) -> Any:
+        with requests.Session() as session:
+            session.mount("https://", requests.adapters.HTTPAdapter(max_retries=1))
+            return session.request(method, url, **{**kwargs, **self._options})
 
 
 def client_credential(settings: ApiSettings) -> str | dict[str, Any]:

@@ -226,7 +226,8 @@ class TokenEndpoint:
         """Instance discovery: where the metadata of an authority on this host is."""
         endpoint = request.query.get("authorization_endpoint", "")
         parts = urlsplit(endpoint)
-        if parts.netloc != request.host or "/oauth2/" not in parts.path:
+        # MSAL names the authority by host name only (no port)
+        if parts.hostname != request.url.host or "/oauth2/" not in parts.path:
             return _aad_error(
                 "invalid_instance",
                 50049,
@@ -414,13 +415,16 @@ def _thumbprint_of(header: Mapping[str, Any]) -> str:
 def _matching_certificate(
     header: Mapping[str, Any], certificates: list[x509.Certificate]
 ) -> x509.Certificate | None:
-    """The trusted certificate the assertion's header names by thumbprint."""
+    """The trusted certificate the assertion's header names by thumbprint (base64url, with
+    or without padding: MSAL sends it padded)."""
+    sha256 = str(header.get("x5t#S256", "")).rstrip("=")
+    sha1_named = str(header.get("x5t", "")).rstrip("=")
     for certificate in certificates:
-        if header.get("x5t#S256") == _b64_thumbprint(certificate, hashes.SHA256()):
+        if sha256 == _b64_thumbprint(certificate, hashes.SHA256()):
             return certificate
         # x5t is the SHA-1 thumbprint by definition (RFC 7515); it names, it does not secure
         sha1 = hashes.SHA1()  # noqa: S303
-        if header.get("x5t") == _b64_thumbprint(certificate, sha1):
+        if sha1_named == _b64_thumbprint(certificate, sha1):
             return certificate
     return None
 
