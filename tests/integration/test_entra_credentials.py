@@ -179,7 +179,7 @@ async def test_an_authority_whose_certificate_is_not_trusted_is_unavailable(
 async def test_a_missing_certificate_file_is_a_config_error(tls_emulator: TlsEmulator) -> None:
     settings = tls_emulator.settings(client_certificate_file=Path("/nonexistent/app.pem"))
     async with httpx.AsyncClient() as http:
-        with pytest.raises(ConfigError, match="/nonexistent/app.pem"):
+        with pytest.raises(ConfigError, match=r"/nonexistent/app\.pem"):
             TokenProvider(settings, http)
 
 

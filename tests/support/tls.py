@@ -35,7 +35,7 @@ class Issued:
     @property
     def sha1_thumbprint(self) -> str:
         """The SHA-1 thumbprint in hex, as the Azure portal shows it."""
-        return self.certificate.fingerprint(hashes.SHA1()).hex().upper()  # noqa: S303
+        return self.certificate.fingerprint(hashes.SHA1()).hex().upper()
 
 
 def _key() -> rsa.RSAPrivateKey:
