@@ -104,7 +104,13 @@ async def security_failure(settings: KafkaSettings) -> str | None:
         return f"the broker does not offer SASL mechanism {settings.sasl_mechanism}"
     except ssl.SSLError as exc:
         return f"TLS handshake failed: {exc.reason or exc}"
-    except (TimeoutError, OSError, KafkaError, ValueError):
+    except KafkaError as exc:
+        # the broker refusing our client certificate shows as a closed connection caused by
+        # a TLS alert (mutual TLS checks the client after the client's handshake finished)
+        if isinstance(exc.__cause__, ssl.SSLError):
+            return f"TLS refused by the broker: {exc.__cause__.reason or exc.__cause__}"
+        return None
+    except (TimeoutError, OSError, ValueError):
         return None
     conn.close()
     return None
