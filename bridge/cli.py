@@ -56,6 +56,9 @@ def _settings() -> Settings:
         )
         typer.echo(f"error: invalid settings: {problems}", err=True)
         raise typer.Exit(2) from None
+    except ConfigError as exc:  # a secret file that cannot be read
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def run_until_signalled(main: Coroutine[Any, Any, None]) -> None:
@@ -100,8 +103,14 @@ def run(
 ) -> None:
     """Run the bridge: webhook receiver, change-tracking pollers and one engine per flow."""
     from bridge.app import run_bridge
+    from bridge.security import enforce
 
     settings = _settings()
+    try:
+        enforce(settings, role.value)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     configure_logging(settings.log)
     run_until_signalled(run_bridge(settings, role=role.value))
 

@@ -1,19 +1,27 @@
 """Settings, read once from the environment (prefix ``BRIDGE_``, nested delimiter ``__``).
 
 Every default points at the local stack (``make kafka-up`` and ``bridge emulate``), so
-``bridge run`` with no settings at all works on a developer machine. Secrets are
-``SecretStr``: they print as ``**********`` and are only unwrapped where a request is built.
+``bridge run`` with no settings at all works on a developer machine (and
+:mod:`bridge.security` refuses those defaults anywhere else). Secrets are ``SecretStr``: they
+print as ``**********`` and are only unwrapped where a request is built. Every secret can
+also be read from a file named by ``<its variable>_FILE`` (``BRIDGE_SALES__CLIENT_SECRET_FILE``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from bridge.contract.schemas import shipped_schemas_dir
+from bridge.errors import ConfigError
 
 
 class _Section(BaseModel):
@@ -37,6 +45,29 @@ class KafkaSettings(_Section):
     request_timeout_ms: int = Field(default=30_000, ge=1_000)
     batch_bytes: int = Field(default=262_144, ge=1_024)
     """The publisher's largest batch per partition (``max_batch_size``)."""
+
+    # Security, passed to every aiokafka client (bridge.kafka.clients.connection_options).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: Path | None = None
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_key_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _security_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_mechanism, "
+                "sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (a client certificate)")
+        return self
 
 
 class Registration(_Section):
@@ -73,6 +104,15 @@ class ApiSettings(_Section):
             for r in self.extra_registrations
         ]
         return [self, *extra]
+
+    # Certificate credentials instead of the secret: a PEM private key (with its certificate,
+    # or with client_certificate_thumbprint) or a PFX/PKCS12 file (.pfx, .p12).
+    client_certificate_file: Path | None = None
+    client_certificate_thumbprint: str | None = None
+    client_certificate_password: SecretStr | None = None
+    # The CA bundle that verifies the token authority and the API over TLS (default: the
+    # system's / certifi's); a private CA, e.g. the local emulators' test CA.
+    ca_file: Path | None = None
 
     @field_validator("base_url", "authority")
     @classmethod
@@ -115,11 +155,22 @@ class WebhookSettings(_Section):
     public_url: str | None = None
     key: SecretStr = SecretStr("local-webhook-key")
     max_body_bytes: int = Field(default=1_048_576, ge=1_024)
+    # HTTPS served by the receiver itself (Dataverse calls webhooks on ports 80/443 only).
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
+    tls_key_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> WebhookSettings:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("tls_certfile and tls_keyfile go together")
+        return self
 
     @property
     def url(self) -> str:
         """The base URL the source systems are told to call."""
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        scheme = "https" if self.tls_certfile else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
 
 class PollerSettings(_Section):
@@ -212,6 +263,14 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class SecuritySettings(_Section):
+    """Waivers of ``bridge run``'s secure-by-default checks (:mod:`bridge.security`)."""
+
+    waive: list[str] = Field(default_factory=list)
+    """Names of checks not to enforce (JSON list in ``BRIDGE_SECURITY__WAIVE``), e.g. for a
+    trial stack of emulators on a private network; each waived problem is logged at start."""
+
+
 class AdminSettings(_Section):
     """The status page, admin API, ``/metrics``, ``/healthz`` and ``/readyz`` that every
     ``bridge run`` serves. Bound beyond loopback, it needs a ``token`` (a bearer token the
@@ -258,7 +317,25 @@ class Settings(BaseSettings):
     bulk: BulkSettings = BulkSettings()
     log: LogSettings = LogSettings()
     admin: AdminSettings = AdminSettings()
+    security: SecuritySettings = SecuritySettings()
     schemas_dir: Path = SCHEMAS_DIR
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Environment variables, with secrets also read from ``*_FILE`` variables."""
+        return (
+            init_settings,
+            SecretFileSource(settings_cls, env_settings),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     @model_validator(mode="after")
     def _budget_within_poll_interval(self) -> Settings:
@@ -269,3 +346,57 @@ class Settings(BaseSettings):
                 "flows.apply_budget_seconds must be shorter than kafka.max_poll_interval_ms"
             )
         return self
+
+
+class SecretFileSource(PydanticBaseSettingsSource):
+    """The environment, plus secrets from files: ``BRIDGE_<SECTION>__<FIELD>_FILE=/path``
+    sets the secret field ``<section>.<field>`` to the file's content (one trailing newline
+    removed), as container platforms mount secrets. Only ``SecretStr`` fields are read this
+    way, so a setting that is itself a path (``flows.templates_file``) keeps its meaning; a
+    variable and its ``_FILE`` twin together are refused, as is a file that cannot be read
+    (:class:`ConfigError`, naming the variable, never the content)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: PydanticBaseSettingsSource) -> None:
+        super().__init__(settings_cls)
+        self._env = env
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is done in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        values = dict(self._env())
+        for section, name in _secret_fields():
+            variable = f"BRIDGE_{section}__{name}".upper()
+            nested = values.get(section)
+            if isinstance(nested, dict):
+                nested.pop(f"{name}_file", None)
+            secret = _read_secret_file(variable)
+            if secret is not None:
+                values[section] = {**(nested if isinstance(nested, dict) else {}), name: secret}
+        return values
+
+
+def _secret_fields() -> list[tuple[str, str]]:
+    """(section, field) of every ``SecretStr`` setting."""
+    found = []
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            continue
+        for name, field in model.model_fields.items():
+            if SecretStr in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                found.append((section, name))
+    return found
+
+
+def _read_secret_file(variable: str) -> str | None:
+    path = os.environ.get(f"{variable}_FILE")
+    if not path:
+        return None
+    if variable in os.environ:
+        raise ConfigError(f"{variable} and {variable}_FILE are both set; keep one")
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{variable}_FILE: cannot read {path}: {exc.strerror}") from None
+    return content.removesuffix("\n").removesuffix("\r")

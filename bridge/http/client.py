@@ -25,6 +25,7 @@ from bridge.http.responses import classify_response, classify_transport_error
 from bridge.http.retry import RetryPolicy
 from bridge.http.tokens import TokenProvider
 from bridge.metrics import http_answered, http_retried, target_name
+from bridge.tls import client_context
 
 ODATA_HEADERS = {
     "Accept": "application/json",
@@ -64,7 +65,10 @@ class ApiClient:
         self._policy = policy
         limits = httpx.Limits(max_connections=settings.max_connections)
         self._http = httpx.AsyncClient(
-            timeout=settings.timeout_seconds, limits=limits, transport=transport
+            timeout=settings.timeout_seconds,
+            limits=limits,
+            transport=transport,
+            verify=client_context(settings.ca_file) if settings.ca_file else True,
         )
         window = LimiterSettings(
             initial=min(settings.concurrency_initial, settings.concurrency_max),

@@ -1,11 +1,49 @@
-"""Starting and stopping aiokafka clients so that none is left open when a shutdown
-cancels them halfway."""
+"""How every aiokafka client connects (address and security), and starting and stopping
+clients so that none is left open when a shutdown cancels them halfway."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Protocol
+import ssl
+from typing import Any, Protocol
+
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    UnsupportedSaslMechanismError,
+)
+
+from bridge.config import KafkaSettings
+from bridge.tls import client_context
+
+
+def connection_options(settings: KafkaSettings) -> dict[str, Any]:
+    """The keyword arguments that connect any aiokafka client (producer, consumer, admin)
+    to the configured cluster: bootstrap servers, security protocol, TLS context (CA file,
+    client certificate) and SASL mechanism and credentials. Every client the bridge creates
+    is built with them, so one setting secures them all.
+
+    The password is unwrapped here and handed to aiokafka only; it is never logged."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers,
+        "security_protocol": settings.security_protocol,
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = client_context(
+            settings.ssl_cafile,
+            settings.ssl_certfile,
+            settings.ssl_keyfile,
+            settings.ssl_key_password,
+        )
+    if settings.security_protocol.startswith("SASL_"):
+        assert settings.sasl_password is not None  # KafkaSettings validates the trio
+        options["sasl_mechanism"] = settings.sasl_mechanism
+        options["sasl_plain_username"] = settings.sasl_username
+        options["sasl_plain_password"] = settings.sasl_password.get_secret_value()
+    return options
 
 
 class _Startable(Protocol):
@@ -44,3 +82,35 @@ async def stop_client(client: _Startable) -> None:
     except asyncio.CancelledError:
         await client.stop()
         raise
+
+
+async def security_failure(settings: KafkaSettings) -> str | None:
+    """Why the first bootstrap server refuses the bridge's TLS or SASL credentials, or
+    ``None`` when the cause is something else (broker down, unreachable).
+
+    aiokafka logs such a refusal and reports only "Unable to bootstrap"; this makes one
+    connection of its own to name the cause in a one-line error."""
+    host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    options = connection_options(settings)
+    options.pop("bootstrap_servers")
+    try:
+        conn = await create_conn(
+            host.strip("[]"), int(port), request_timeout_ms=settings.request_timeout_ms, **options
+        )
+    except (SaslAuthenticationFailed, AuthenticationFailedError) as exc:
+        user = settings.sasl_username
+        return f"SASL authentication failed ({settings.sasl_mechanism} as {user!r}): {exc}"
+    except UnsupportedSaslMechanismError:
+        return f"the broker does not offer SASL mechanism {settings.sasl_mechanism}"
+    except ssl.SSLError as exc:
+        return f"TLS handshake failed: {exc.reason or exc}"
+    except KafkaError as exc:
+        # the broker refusing our client certificate shows as a closed connection caused by
+        # a TLS alert (mutual TLS checks the client after the client's handshake finished)
+        if isinstance(exc.__cause__, ssl.SSLError):
+            return f"TLS refused by the broker: {exc.__cause__.reason or exc.__cause__}"
+        return None
+    except (TimeoutError, OSError, ValueError):
+        return None
+    conn.close()
+    return None

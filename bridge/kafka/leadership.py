@@ -30,7 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExists
 from bridge.config import KafkaSettings
 from bridge.contract import topics as contract_topics
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.clients import start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, stop_client
 from bridge.kafka.leader_assignor import LeaderAssignor
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,7 @@ async def ensure_leader_topic(settings: KafkaSettings) -> None:
     """Create the coordination topic (one partition) unless it exists."""
     topic = leader_topic(settings)
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
+        **connection_options(settings), client_id=f"{settings.client_id}-admin"
     )
     await admin.start()
     try:
@@ -182,7 +182,7 @@ class LeaderElection:
         self._log = log.bind(group=group_id, topic=self._topic, candidate=self._candidate)
         self._assignor = LeaderAssignor()
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             group_id=group_id,
             client_id=f"{settings.client_id}-leader",
             enable_auto_commit=False,

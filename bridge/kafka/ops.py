@@ -27,7 +27,7 @@ from aiokafka.errors import (
 from bridge.config import KafkaSettings, Settings
 from bridge.errors import ConfigError, TransientError
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.clients import stop_client
+from bridge.kafka.clients import connection_options, stop_client
 from bridge.kafka.stream import stream_record
 from bridge.ops.ports import RawRecord
 
@@ -67,13 +67,13 @@ class KafkaTopics:
     def __init__(self, settings: KafkaSettings, policy: RetryPolicy) -> None:
         self._policy = policy
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-ops-reader",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
         self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-ops-metadata",
         )
 
@@ -169,7 +169,7 @@ class KafkaGroups:
         self._settings = settings
         self._policy = policy
         self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-ops-admin",
         )
 
@@ -213,7 +213,7 @@ class KafkaGroups:
     async def commit(self, group: str, topic: str, offsets: Mapping[int, int]) -> None:
         """Commit ``offsets`` for ``group`` without joining it; refused while it has members."""
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **connection_options(self._settings),
             client_id=f"{self._settings.client_id}-ops-commit",
             group_id=group,
             enable_auto_commit=False,

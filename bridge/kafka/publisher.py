@@ -23,7 +23,7 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
-from bridge.kafka.clients import start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, stop_client
 from bridge.metrics import captured, published
 
 log = structlog.get_logger(__name__)
@@ -142,7 +142,7 @@ class EventPublisher:
         self._codec = codec
         self._versions = PublishedVersions()
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-publisher",
             acks="all",
             enable_idempotence=True,

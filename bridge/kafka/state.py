@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -31,7 +31,7 @@ class StateStore:
         self._topic = state_topic(settings.topic_prefix)
         self._values: dict[str, Any] = {}
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-state",
             acks="all",
             enable_idempotence=True,
@@ -91,7 +91,7 @@ class StateStore:
 
     async def _load(self) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.bootstrap_servers,
+            **connection_options(self._settings),
             client_id=f"{self._settings.client_id}-state-loader",
             enable_auto_commit=False,
             auto_offset_reset="earliest",

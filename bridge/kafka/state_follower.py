@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -42,14 +42,14 @@ class StateFollower:
         self.loaded = asyncio.Event()
         self.last_read: float | None = None
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-state-follower",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             metadata_max_age_ms=5_000,
         )
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-state-writer",
             acks="all",
             enable_idempotence=True,

@@ -36,7 +36,7 @@ from bridge.config import KafkaSettings
 from bridge.engine.flow import Flow
 from bridge.engine.stream import Partition, RebalanceListener, StreamRecord
 from bridge.errors import PublishFailed, TransientError
-from bridge.kafka.clients import start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +92,7 @@ class KafkaRecordStream:
         self._listener = _Listener(listener)
         self._max_records = settings.max_batch_records
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             group_id=flow.group,
             client_id=f"{settings.client_id}-{flow.name}",
             enable_auto_commit=False,
@@ -165,14 +165,14 @@ class KafkaVersionLog:
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
         self._topic = topic
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-versions",
             acks="all",
             enable_idempotence=True,
             linger_ms=5,
         )
         self._reader = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap_servers,
+            **connection_options(settings),
             client_id=f"{settings.client_id}-versions-loader",
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -12,13 +12,14 @@ from collections.abc import Iterable
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from bridge.config import KafkaSettings
 from bridge.contract.catalog import SOURCE_ENTITIES
 from bridge.contract.topics import leader_topic, state_topic
 from bridge.engine.flow import Flow
 from bridge.errors import ConfigError
+from bridge.kafka.clients import connection_options, security_failure
 
 log = structlog.get_logger(__name__)
 
@@ -55,9 +56,9 @@ async def ensure_topics(settings: KafkaSettings, flows: Iterable[Flow] = ()) -> 
     wanted.append(_compacted(state_topic(settings.topic_prefix), 1, settings))
     wanted.append(NewTopic(leader_topic(settings.topic_prefix), 1, settings.replication_factor))
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"{settings.client_id}-admin"
+        **connection_options(settings), client_id=f"{settings.client_id}-admin"
     )
-    await admin.start()
+    await _start_admin(admin, settings)
     try:
         existing = set(await admin.list_topics())
         missing = [topic for topic in wanted if topic.name not in existing]
@@ -70,6 +71,21 @@ async def ensure_topics(settings: KafkaSettings, flows: Iterable[Flow] = ()) -> 
         await _check_copartitioned(admin, flows)
     finally:
         await admin.close()
+
+
+async def _start_admin(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> None:
+    """Start the admin client; refused TLS or SASL credentials are a :class:`ConfigError`
+    naming the cause (this is the first connection of every command)."""
+    try:
+        await admin.start()
+    except KafkaConnectionError:
+        await admin.close()
+        reason = await security_failure(settings)
+        if reason is None:
+            raise
+        raise ConfigError(
+            f"Kafka at {settings.bootstrap_servers} refused the bridge: {reason}"
+        ) from None
 
 
 async def _check_copartitioned(admin: AIOKafkaAdminClient, flows: list[Flow]) -> None:

@@ -50,6 +50,7 @@ from bridge.fno.data_events import (
 )
 from bridge.fno.reader import FnoReader
 from bridge.kafka.publisher import Publisher
+from bridge.tls import server_context
 
 log = structlog.get_logger(__name__)
 
@@ -100,7 +101,8 @@ def bound_port(runner: web.AppRunner, requested: int) -> int:
 
 
 class WebhookReceiver:
-    """Async context manager serving the webhook endpoints on ``settings.host:port``."""
+    """Async context manager serving the webhook endpoints on ``settings.host:port``, over
+    HTTPS when a certificate is configured."""
 
     def __init__(
         self,
@@ -126,12 +128,22 @@ class WebhookReceiver:
         return app
 
     async def __aenter__(self) -> Self:
+        """Listen; over HTTPS when ``tls_certfile`` is set (Dataverse calls webhooks on
+        ports 80 and 443 only, so a receiver reached directly serves TLS itself on 443)."""
+        settings = self._settings
+        tls = None
+        if settings.tls_certfile is not None:
+            tls = server_context(
+                settings.tls_certfile, settings.tls_keyfile, settings.tls_key_password
+            )
         self._runner = web.AppRunner(self.application(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._settings.host, self._settings.port)
+        site = web.TCPSite(self._runner, settings.host, settings.port, ssl_context=tls)
         await site.start()
-        self.port = bound_port(self._runner, self._settings.port)
-        log.info("webhook_receiver_started", host=self._settings.host, port=self.port)
+        self.port = bound_port(self._runner, settings.port)
+        log.info(
+            "webhook_receiver_started", host=settings.host, port=self.port, tls=tls is not None
+        )
         return self
 
     async def __aexit__(

@@ -11,6 +11,11 @@
 # Environment: KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (9093),
 # KAFKA_HOME_DIR (<repo>/.local/kafka), KAFKA_HEAP ("-Xmx512m -Xms512m"),
 # KAFKA_START_TIMEOUT (90 s), KAFKA_OPTS (extra JVM options), JAVA_HOME, MVN (mvn).
+# KAFKA_SECURITY: plaintext (default) or sasl_ssl. With sasl_ssl the broker listens with
+# SASL_SSL (SCRAM-SHA-256/512, PLAIN) on KAFKA_PORT and mutual-TLS SSL on KAFKA_SSL_PORT
+# (KAFKA_PORT + 2); give it its own KAFKA_HOME_DIR (default <repo>/.local/kafka-secure) and
+# ports. Its CA, certificates and generated passwords are in <home>/tls, and
+# <home>/client.env holds the BRIDGE_KAFKA__* settings of the SCRAM user "bridge".
 #
 # Layout of the home dir: libs/ (jars), data/ (log.dirs), logs/ (server.log, kafka.out),
 # server.properties (generated from server.properties.in), kafka.pid.
@@ -23,7 +28,16 @@ REPO_ROOT="$(cd "$SCRIPT_DIR/../.." && pwd)"
 KAFKA_HOST=127.0.0.1
 KAFKA_PORT="${KAFKA_PORT:-9092}"
 KAFKA_CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
-KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$REPO_ROOT/.local/kafka}"
+KAFKA_SECURITY="${KAFKA_SECURITY:-plaintext}"
+case "$KAFKA_SECURITY" in
+    plaintext) KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$REPO_ROOT/.local/kafka}" ;;
+    sasl_ssl) KAFKA_HOME_DIR="${KAFKA_HOME_DIR:-$REPO_ROOT/.local/kafka-secure}" ;;
+    *)
+        echo "kafka.sh: KAFKA_SECURITY must be plaintext or sasl_ssl, not '$KAFKA_SECURITY'" >&2
+        exit 2
+        ;;
+esac
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-$((KAFKA_PORT + 2))}"
 KAFKA_HEAP="${KAFKA_HEAP:--Xmx512m -Xms512m}"
 KAFKA_START_TIMEOUT="${KAFKA_START_TIMEOUT:-90}"
 KAFKA_STOP_TIMEOUT=30
@@ -33,7 +47,7 @@ case "$KAFKA_HOME_DIR" in
     /*) ;;
     *) KAFKA_HOME_DIR="$PWD/$KAFKA_HOME_DIR" ;;
 esac
-for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$KAFKA_SSL_PORT"; do
     if ! [[ "$port" =~ ^[0-9]+$ ]] || ((port < 1 || port > 65535)); then
         echo "kafka.sh: invalid port '$port'" >&2
         exit 2
@@ -42,6 +56,11 @@ done
 
 POM="$SCRIPT_DIR/pom.xml"
 TEMPLATE="$SCRIPT_DIR/server.properties.in"
+BROKER_PORTS=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT")
+if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+    TEMPLATE="$SCRIPT_DIR/server-sasl-ssl.properties.in"
+    BROKER_PORTS+=("$KAFKA_SSL_PORT")
+fi
 LOG4J_CONFIG="$SCRIPT_DIR/log4j2.yaml"
 READY_PY="$SCRIPT_DIR/kafka_ready.py"
 LIBS="$KAFKA_HOME_DIR/libs"
@@ -51,6 +70,8 @@ CONFIG="$KAFKA_HOME_DIR/server.properties"
 PID_FILE="$KAFKA_HOME_DIR/kafka.pid"
 LOCK_FILE="$KAFKA_HOME_DIR/.lock"
 LIBS_STAMP="$LIBS/.resolved"
+TLS_DIR="$KAFKA_HOME_DIR/tls"
+SECRETS="$TLS_DIR/secrets.env"
 
 if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
     PYTHON="$REPO_ROOT/.venv/bin/python"
@@ -100,7 +121,7 @@ alive() {
 wait_ports_closed() {
     local i port
     for ((i = 0; i < $1 * 10; i++)); do
-        for port in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+        for port in "${BROKER_PORTS[@]}"; do
             if port_open "$port"; then
                 sleep 0.1
                 continue 2
@@ -124,7 +145,11 @@ broker_pid() {
 }
 
 ready() {
-    "$PYTHON" "$READY_PY" --host "$KAFKA_HOST" --port "$KAFKA_PORT" --quiet "$@"
+    local -a secure=()
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        secure=(--tls-ca "$TLS_DIR/ca.pem" --sasl-plain-file "$TLS_DIR/admin.plain")
+    fi
+    "$PYTHON" "$READY_PY" --host "$KAFKA_HOST" --port "$KAFKA_PORT" --quiet "${secure[@]}" "$@"
 }
 
 port_open() {
@@ -197,15 +222,92 @@ kafka_version() {
     echo "${jar%.jar}"
 }
 
-# server.properties from the template: ports and the data dir.
+random_secret() { openssl rand -hex 16; }
+
+# The secure broker's CA, broker and client certificates and passwords, made once per home
+# dir: openssl for keys and certificates, keytool for the broker's truststore.
+generate_tls() {
+    [[ -f "$SECRETS" ]] && return 0
+    command -v openssl >/dev/null 2>&1 || die "openssl not found: it makes the test CA"
+    command -v keytool >/dev/null 2>&1 || die "keytool not found (it comes with the JDK)"
+    log "generating a CA, broker and client certificates in $TLS_DIR"
+    local tmp="$TLS_DIR.tmp" keystore_password admin_password plain_password scram_password
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    chmod 700 "$tmp"
+    keystore_password="$(random_secret)"
+    admin_password="$(random_secret)"
+    plain_password="$(random_secret)"
+    scram_password="$(random_secret)"
+    (
+        cd "$tmp"
+        openssl req -x509 -newkey rsa:2048 -nodes -days 365 -subj "/CN=p2c-bridge local Kafka CA" \
+            -keyout ca.key -out ca.pem
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key -out broker.csr
+        printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+        openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+            -extfile broker.ext -out broker.pem
+        openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -name broker \
+            -passout "pass:$keystore_password" -out broker.p12
+        keytool -importcert -noprompt -alias ca -file ca.pem -storetype PKCS12 \
+            -keystore truststore.p12 -storepass "$keystore_password"
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=bridge" -keyout client.key -out client.csr
+        printf 'extendedKeyUsage=clientAuth\n' >client.ext
+        openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 365 \
+            -extfile client.ext -out client.pem
+        rm -f ./*.csr ./*.ext ./*.srl
+    ) >"$LOGS/tls.log" 2>&1 || {
+        tail -n 20 "$LOGS/tls.log" >&2
+        die "generating certificates failed (see $LOGS/tls.log)"
+    }
+    printf 'admin\n%s\n' "$admin_password" >"$tmp/admin.plain"
+    {
+        echo "KEYSTORE_PASSWORD=$keystore_password"
+        echo "ADMIN_PASSWORD=$admin_password"
+        echo "PLAIN_PASSWORD=$plain_password"
+        echo "SCRAM_PASSWORD=$scram_password"
+    } >"$tmp/secrets.env"
+    chmod 600 "$tmp"/*
+    rm -rf "$TLS_DIR"
+    mv "$tmp" "$TLS_DIR"
+}
+
+# The settings a bridge process needs to reach the secure broker as the SCRAM user "bridge".
+write_client_env() {
+    # shellcheck disable=SC1090
+    source "$SECRETS"
+    {
+        echo "BRIDGE_KAFKA__BOOTSTRAP_SERVERS=$KAFKA_HOST:$KAFKA_PORT"
+        echo "BRIDGE_KAFKA__SECURITY_PROTOCOL=SASL_SSL"
+        echo "BRIDGE_KAFKA__SASL_MECHANISM=SCRAM-SHA-512"
+        echo "BRIDGE_KAFKA__SASL_USERNAME=bridge"
+        echo "BRIDGE_KAFKA__SASL_PASSWORD=$SCRAM_PASSWORD"
+        echo "BRIDGE_KAFKA__SSL_CAFILE=$TLS_DIR/ca.pem"
+    } >"$KAFKA_HOME_DIR/client.env"
+    chmod 600 "$KAFKA_HOME_DIR/client.env"
+}
+
+# server.properties from the template: ports, the data dir and, when secure, TLS and passwords.
 write_config() {
     local content
     content="$(<"$TEMPLATE")"
     content="${content//@KAFKA_PORT@/"$KAFKA_PORT"}"
     content="${content//@KAFKA_CONTROLLER_PORT@/"$KAFKA_CONTROLLER_PORT"}"
     content="${content//@KAFKA_DATA_DIR@/"$DATA"}"
-    printf '# Generated by compose/local/kafka.sh from %s; do not edit.\n%s\n' \
-        "compose/local/server.properties.in" "$content" >"$CONFIG.tmp"
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        # shellcheck disable=SC1090
+        source "$SECRETS"
+        content="${content//@KAFKA_SSL_PORT@/"$KAFKA_SSL_PORT"}"
+        content="${content//@TLS_DIR@/"$TLS_DIR"}"
+        content="${content//@KEYSTORE_PASSWORD@/"$KEYSTORE_PASSWORD"}"
+        content="${content//@ADMIN_PASSWORD@/"$ADMIN_PASSWORD"}"
+        content="${content//@PLAIN_PASSWORD@/"$PLAIN_PASSWORD"}"
+    fi
+    (
+        umask 077
+        printf '# Generated by compose/local/kafka.sh from %s; do not edit.\n%s\n' \
+            "compose/local/${TEMPLATE##*/}" "$content" >"$CONFIG.tmp"
+    )
     mv "$CONFIG.tmp" "$CONFIG"
 }
 
@@ -216,8 +318,17 @@ format_storage() {
     [[ -n "$cluster_id" ]] || die "could not generate a cluster id (see $LOGS/format.log)"
     log "formatting $DATA (cluster id $cluster_id)"
     mkdir -p "$DATA"
+    local -a scram=()
+    if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+        # shellcheck disable=SC1090
+        source "$SECRETS"
+        scram=(
+            --add-scram "SCRAM-SHA-256=[name=bridge,password=$SCRAM_PASSWORD]"
+            --add-scram "SCRAM-SHA-512=[name=bridge,password=$SCRAM_PASSWORD]"
+        )
+    fi
     if ! "$JAVA" -cp "$LIBS/*" kafka.tools.StorageTool format --standalone --ignore-formatted \
-        --cluster-id "$cluster_id" --config "$CONFIG" >>"$LOGS/format.log" 2>&1; then
+        --cluster-id "$cluster_id" --config "$CONFIG" "${scram[@]}" >>"$LOGS/format.log" 2>&1; then
         tail -n 20 "$LOGS/format.log" >&2
         die "formatting $DATA failed"
     fi
@@ -285,6 +396,10 @@ cmd_up() {
         check_java
         mkdir -p "$LOGS"
         resolve_jars
+        if [[ "$KAFKA_SECURITY" == sasl_ssl ]]; then
+            generate_tls
+            write_client_env
+        fi
         write_config
         format_storage
         start_java
@@ -364,7 +479,7 @@ cmd_logs() {
 }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 case "${1:-}" in

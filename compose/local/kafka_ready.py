@@ -11,6 +11,11 @@ One probe, over a fresh TCP connection:
    the broker list it returns must be non-empty, i.e. the broker is registered and unfenced.
    Kafka 4.0 dropped Metadata v0..v3 (KIP-896); v4..v8 are served by 2.x, 3.x and 4.x brokers.
 
+With ``--tls-ca`` the probe speaks TLS (verifying the broker against that CA); with
+``--sasl-plain-file`` (a file holding the user name on its first line and the password on
+its second, so that no password shows in ``ps``) it authenticates with SASL PLAIN between
+ApiVersions and Metadata: SaslHandshake v1, then SaslAuthenticate v0.
+
 Exit codes: 0 ready; 1 not ready when --wait ran out; 2 the process named by --pid is gone.
 """
 
@@ -19,12 +24,15 @@ from __future__ import annotations
 import argparse
 import os
 import socket
+import ssl
 import struct
 import sys
 import time
 
 API_VERSIONS = 18
 METADATA = 3
+SASL_HANDSHAKE = 17
+SASL_AUTHENTICATE = 36
 CLIENT_ID = b"kafka-ready"
 
 
@@ -102,10 +110,48 @@ def _metadata_brokers(sock: socket.socket, version: int) -> list[tuple[int, str,
     return brokers
 
 
-def probe(host: str, port: int, timeout: float) -> str:
+def _kafka_string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return struct.pack(">h", len(raw)) + raw
+
+
+def _sasl_plain(sock: socket.socket, user: str, password: str) -> None:
+    body = _round_trip(sock, SASL_HANDSHAKE, 1, 3, _kafka_string("PLAIN"))
+    (error_code,) = struct.unpack_from(">h", body, 0)
+    if error_code != 0:
+        raise ProbeError(f"SaslHandshake error_code {error_code} (PLAIN not enabled?)")
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    body = _round_trip(sock, SASL_AUTHENTICATE, 0, 4, struct.pack(">i", len(token)) + token)
+    (error_code,) = struct.unpack_from(">h", body, 0)
+    if error_code != 0:
+        message, _ = _read_string(body, 2)
+        raise ProbeError(f"SaslAuthenticate error_code {error_code}: {message}")
+
+
+def _connect(host: str, port: int, timeout: float, tls_ca: str | None) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=timeout)
+    if tls_ca is None:
+        return sock
+    context = ssl.create_default_context(cafile=tls_ca)
+    try:
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def probe(
+    host: str,
+    port: int,
+    timeout: float,
+    tls_ca: str | None = None,
+    sasl_plain: tuple[str, str] | None = None,
+) -> str:
     """One readiness probe; returns a one-line description, raises OSError or ProbeError."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+    with _connect(host, port, timeout, tls_ca) as sock:
         versions = _api_versions(sock)
+        if sasl_plain is not None:
+            _sasl_plain(sock, *sasl_plain)
         if METADATA not in versions:
             raise ProbeError("the broker does not advertise Metadata")
         lo, hi = versions[METADATA]
@@ -148,13 +194,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--pid", type=int, help="give up as soon as this process is gone")
     parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument("--tls-ca", help="speak TLS, trusting this CA file (PEM)")
+    parser.add_argument(
+        "--sasl-plain-file", help="authenticate with SASL PLAIN: user line, password line"
+    )
     args = parser.parse_args(argv)
+    sasl_plain = None
+    if args.sasl_plain_file:
+        with open(args.sasl_plain_file, encoding="utf-8") as credentials:
+            user, password = credentials.read().splitlines()[:2]
+        sasl_plain = (user, password)
 
     deadline = time.monotonic() + args.wait
     last_error = "no probe made"
     while True:
         try:
-            result = probe(args.host, args.port, args.timeout)
+            result = probe(args.host, args.port, args.timeout, args.tls_ca, sasl_plain)
         except (OSError, ProbeError, struct.error, UnicodeDecodeError) as exc:
             last_error = f"{type(exc).__name__}: {exc}"
         else:

@@ -46,7 +46,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
         env["BRIDGE_FLOWS__ENABLED"] = json.dumps(s.flows.enabled)
     if s.admin.token is not None:
         env["BRIDGE_ADMIN__TOKEN"] = s.admin.token.get_secret_value()
+    env.update(kafka_security_env(s))
     return env
+
+
+def kafka_security_env(settings: Settings) -> dict[str, str]:
+    """The ``BRIDGE_KAFKA__*`` security variables of ``settings`` (none for PLAINTEXT)."""
+    kafka = settings.kafka
+    values = {
+        "SECURITY_PROTOCOL": kafka.security_protocol,
+        "SASL_MECHANISM": kafka.sasl_mechanism,
+        "SASL_USERNAME": kafka.sasl_username,
+        "SASL_PASSWORD": kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        "SSL_CAFILE": kafka.ssl_cafile,
+        "SSL_CERTFILE": kafka.ssl_certfile,
+        "SSL_KEYFILE": kafka.ssl_keyfile,
+    }
+    if kafka.security_protocol == "PLAINTEXT":
+        return {}
+    return {f"BRIDGE_KAFKA__{k}": str(v) for k, v in values.items() if v is not None}
 
 
 class BridgeProcess:

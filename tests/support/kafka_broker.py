@@ -66,3 +66,44 @@ def kill_broker() -> None:
 def broker_ready() -> bool:
     """True if the broker started by kafka.sh is running and answers requests."""
     return _run("status", check=False).returncode == 0
+
+
+# --- the secure broker: SASL_SSL (SCRAM, PLAIN) and mutual-TLS SSL listeners -------------
+# KAFKA_SECURITY=sasl_ssl compose/local/kafka.sh, on ports and a home dir of its own so the
+# PLAINTEXT broker of the rest of the suite is untouched.
+
+SECURE_PORT = int(os.environ.get("KAFKA_SECURE_PORT", "9094"))
+SECURE_CONTROLLER_PORT = int(os.environ.get("KAFKA_SECURE_CONTROLLER_PORT", SECURE_PORT + 1))
+SECURE_SSL_PORT = int(os.environ.get("KAFKA_SECURE_SSL_PORT", SECURE_PORT + 2))
+SECURE_HOME = Path(os.environ.get("KAFKA_SECURE_HOME_DIR", REPO_ROOT / ".local" / "kafka-secure"))
+
+
+def _secure_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+    env |= {
+        "KAFKA_SECURITY": "sasl_ssl",
+        "KAFKA_PORT": str(SECURE_PORT),
+        "KAFKA_CONTROLLER_PORT": str(SECURE_CONTROLLER_PORT),
+        "KAFKA_SSL_PORT": str(SECURE_SSL_PORT),
+        "KAFKA_HOME_DIR": str(SECURE_HOME),
+    }
+    return env
+
+
+def secure_broker(command: str) -> int:
+    """Run ``kafka.sh <command>`` for the secure broker; its exit code (``up`` must succeed)."""
+    done = subprocess.run(
+        [str(KAFKA_SH), command],
+        cwd=REPO_ROOT,
+        env=_secure_env(),
+        check=command == "up",
+        stdin=subprocess.DEVNULL,
+        timeout=_TIMEOUTS[command],
+    )
+    return done.returncode
+
+
+def secure_client_env() -> dict[str, str]:
+    """The BRIDGE_KAFKA__* settings kafka.sh wrote for the SCRAM user ``bridge``."""
+    lines = (SECURE_HOME / "client.env").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line)
