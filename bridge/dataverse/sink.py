@@ -11,8 +11,9 @@ Bulk messages (spec A.11). A write goes as one item of a gathered ``CreateMultip
 ``UpdateMultiple`` when all of these hold, and otherwise as a change set of a gathered
 ``$batch``:
 
-- it is the only write its source change makes (the writes of one change go in one change
-  set, which a bulk message — one table, and a call of its own — cannot join);
+- it is the only request its source change sends (the requests of one change go in one
+  change set, which a bulk message — one table, and a call of its own — cannot join; a
+  change whose other writes find nothing to change sends one);
 - it creates or updates (``DeleteMultiple`` is for elastic tables only);
 - its template gives it no guard: a guard judged on the read holds at the write only under
   ``If-Match``, which a bulk item cannot carry;
