@@ -47,8 +47,12 @@ chaos: $(STAMP) ## The fault matrix with 3,000 changes per fault and the engine 
 	P2C_MODEL_EXAMPLES=5000 $(BIN)/pytest --timeout=3600 tests/unit/engine/test_model.py
 
 .PHONY: bench
-bench: $(STAMP) ## Throughput and latency of the accounts flow on the local stack
-	compose/local/with-kafka.sh $(BIN)/python -m tests.bench.accounts
+bench: $(STAMP) ## Every benchmark scenario beside its reference (~15 min); writes docs/bench/latest.* and README's table
+	compose/local/with-kafka.sh $(BIN)/bridge bench --publish docs/bench $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(STAMP) ## The benchmark at smoke-test sizes (writes .local/bench only)
+	compose/local/with-kafka.sh $(BIN)/bridge bench --quick $(BENCH_ARGS)
 
 .PHONY: demo
 demo: $(STAMP) ## Run the prospect-to-cash demo on the local stack (Ctrl-C stops all it started)

@@ -190,6 +190,10 @@ async def run_bridge(
                 WebhookReceiver(settings.webhook, publisher, reader, fno_reader)
             )
         async with asyncio.TaskGroup() as tasks:
+            if role in ("ingest", "all") and settings.webhook.enabled:
+                # the receiver serves from the exit stack; without this task an ingest
+                # process with the pollers off would have nothing to wait for and exit
+                tasks.create_task(asyncio.Event().wait(), name="webhook-receiver")
             if role in ("ingest", "all") and (
                 settings.poller.enabled
                 or settings.fno_poller.enabled

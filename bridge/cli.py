@@ -13,6 +13,7 @@ import signal
 import sys
 from collections.abc import Coroutine
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -261,6 +262,46 @@ def reconcile(
     settings = _settings()
     configure_logging(settings.log)
     run_until_signalled(reconcile_command(settings, flow, repair_drift=repair))
+
+
+@app.command()
+def bench(
+    quick: Annotated[
+        bool, typer.Option(help="Smoke-test sizes: every scenario, a minute or two")
+    ] = False,
+    scenario: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only these (ingest, apply, replay, backfill, end_to_end, "
+            "throttled, rss); repeatable"
+        ),
+    ] = None,
+    publish: Annotated[
+        Path | None,
+        typer.Option(help="Also write latest.json/.png/.md here and update README's table"),
+    ] = None,
+) -> None:
+    """Benchmark the bridge on the local stack (Kafka from BRIDGE_KAFKA__BOOTSTRAP_SERVERS):
+    every figure beside its reference from the same run; sizes from BRIDGE_BENCH__*."""
+    from rich.console import Console
+
+    from bridge.bench.runner import run_bench
+    from bridge.bench.settings import BenchSettings
+
+    configure_logging(_settings().log.model_copy(update={"level": "ERROR"}))
+    settings = BenchSettings()
+    settings = settings.quick() if quick else settings
+    update: dict[str, Any] = {"publish_dir": publish}
+    if scenario:
+        update["scenarios"] = tuple(scenario)
+    settings = settings.model_copy(update=update)
+
+    async def bench_and_check() -> None:
+        document = await run_bench(settings, Console())
+        if document["errors"]:
+            raise BridgeError(f"scenarios failed: {', '.join(document['errors'])}")
+
+    run_until_signalled(bench_and_check())
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import bridge.engine.runner
 from bridge.config import PollerSettings, Settings, WebhookSettings
 from bridge.contract.envelope import Capture, ChangeEvent, Operation
 from bridge.demo.actors import OrderProcessor, Salesperson
+from bridge.engine.flow import resolve_flow
 from bridge.errors import ConfigError
 from bridge.kafka.state import StateStore
 from bridge.ops.backfill import BackfillProgress, progress_key
@@ -33,6 +34,7 @@ from bridge.ops.reconcile import DriftFound
 from tests.integration.conftest import Stack, eventually, running_bridge
 from tests.integration.test_accounts_flow import create_account, customer, read_topic
 from tests.integration.test_prospect_to_cash import fast_flows
+from tests.support.kafka_probe import FlowTopics, LagProbe
 
 FORCE_SUPPORTED = hasattr(bridge.engine.runner, "FORCE_HEADER")
 needs_force = pytest.mark.skipif(
@@ -296,6 +298,26 @@ async def test_backfill_reads_fno_sources_of_the_mapped_companies(stack: Stack) 
 # --- reconcile of flows into Sales ----------------------------------------------------------
 
 
+async def nothing_in_flight(stack: Stack, settings: Settings, *flows: str) -> None:
+    """Wait until nothing more is on its way: every webhook delivered and every event on
+    ``flows``' topics committed. Convergence alone is not enough before the test changes a
+    target itself: a late event of the source (webhooks run in no guaranteed order) is
+    applied as the source holds it then, and would repair the change the test made."""
+    topics = [
+        FlowTopics(flow.group, flow.consumed_topics)
+        for flow in (resolve_flow(settings, name) for name in flows)
+    ]
+    async with LagProbe(settings.kafka.bootstrap_servers, topics) as probe:
+        for _ in range(2):  # twice: a delivery may publish after the first look
+            await stack.emulators.sales.dispatcher.wait_idle()
+            await stack.emulators.fno.dispatcher.wait_idle()
+            await eventually(lambda: _no_lag(probe))
+
+
+async def _no_lag(probe: LagProbe) -> bool:
+    return await probe.lag() == 0
+
+
 async def converged(settings: Settings, flow: str, checked: int) -> DriftReport | None:
     """The report of ``flow`` once it has no drift and has compared ``checked`` records."""
     report = await reconcile_flow(settings, flow, console=quiet())
@@ -389,6 +411,7 @@ async def test_reconcile_of_orders_to_sales_reports_drift_made_in_sales_and_repa
         clean = await eventually(lambda: converged(settings, "orders-to-sales", 3))
         assert (clean.missing, clean.different, clean.unmappable) == ([], [], [])
         await eventually(lambda: converged(settings, "order-lines-to-sales", 3))
+        await nothing_in_flight(stack, settings, "orders-to-sales", "order-lines-to-sales")
 
         # In Sales, as a user: rename one order and give it another customer, delete another.
         other = await sales.create_account("Northwind Traders")

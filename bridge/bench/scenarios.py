@@ -1,0 +1,328 @@
+"""The scenarios. Each starts what it needs (:func:`~bridge.bench.stack.open_stack`), measures
+one or more figures beside their references, and stops everything it started."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from rich.console import Console
+
+from bridge.bench.load import (
+    Message,
+    Notification,
+    capture_notification,
+    consume,
+    encode_events,
+    produce,
+    seed_accounts,
+    synthetic_records,
+)
+from bridge.bench.measure import (
+    Figure,
+    Timeline,
+    committed_total,
+    customers,
+    fno_totals,
+    follow,
+)
+from bridge.bench.settings import BenchSettings
+from bridge.bench.stack import Stack, open_stack, require
+from bridge.contract.codec import EventCodec
+from bridge.engine.flow import all_templates
+from bridge.kafka.topics import ensure_topics
+from bridge.mapping.engine import map_event
+from bridge.mapping.writes import MappingContext
+from bridge.ops.commands import backfill_flow, replay_from
+
+
+@dataclass
+class Bench:
+    """What the scenarios share: settings, the timeline, the figures and the captured
+    notification (the first scenario that needs one captures it)."""
+
+    settings: BenchSettings
+    run_dir: Path
+    console: Console
+    timeline: Timeline = field(default_factory=Timeline)
+    figures: list[Figure] = field(default_factory=list)
+    notification: Notification | None = None
+    codec: EventCodec = field(default_factory=EventCodec.from_directory)
+    unthrottled_apply: float | None = None
+    peaks: dict[str, float] = field(default_factory=dict)
+
+    def add(self, figure: Figure) -> None:
+        """Keep a figure and show it."""
+        self.figures.append(figure)
+        ratio = f" ({figure.ratio:.0%} of reference)" if figure.ratio is not None else ""
+        self.console.print(
+            f"  {figure.scenario} · {figure.figure}: {_text(figure.value)} {figure.unit}, "
+            f"reference {_text(figure.reference)}{ratio}"
+        )
+
+    def stack(self, name: str, emulator_env: dict[str, str] | None = None) -> Any:
+        """A fresh local stack for one scenario."""
+        env = emulator_env if emulator_env is not None else self.settings.unthrottled_emulator_env
+        return open_stack(name, self.run_dir, self.settings.start_timeout_seconds, env)
+
+    async def template(self, stack: Stack) -> Notification:
+        """The captured notification, captured on ``stack`` if not yet."""
+        if self.notification is None:
+            self.notification = await capture_notification(stack)
+        return self.notification
+
+
+def _text(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+# --- ingest -------------------------------------------------------------------------------
+
+
+async def ingest(bench: Bench) -> None:
+    """Webhook notifications → Kafka through ``bridge run --role ingest``, against a raw
+    producer sending the same Avro bytes."""
+    size = bench.settings.ingest_notifications
+    async with bench.stack("ingest") as stack:
+        template = await bench.template(stack)
+        process = await stack.start_role("ingest")
+        bodies = [
+            json.dumps(template.for_record(*record)).encode()
+            for record in synthetic_records("I", size)
+        ]
+        url = f"http://127.0.0.1:{stack.settings.webhook.port}/webhooks/dataverse?{template.query}"
+        accepted, seconds, statuses = await post_all(bench, url, bodies)
+        process.sample_rss()
+        bench.peaks["ingest"] = process.peak_mb
+        require(accepted > 0, f"ingest: no notification accepted ({statuses})")
+        topic = stack.flow.topic
+        messages, _ = await consume(stack.settings.kafka, topic, accepted, stack.wait_seconds)
+        require(
+            len(messages) == accepted,
+            f"ingest: {accepted} notifications accepted, {len(messages)} events on {topic}",
+        )
+        raw_topic = f"{stack.settings.kafka.topic_prefix}.bench.raw"
+        raw_seconds = await produce(stack.settings.kafka, raw_topic, messages)
+        bench.timeline.rate("raw producer", time.monotonic(), len(messages) / raw_seconds)
+    bench.add(
+        Figure(
+            "ingest",
+            "webhook notifications → Kafka",
+            "changes/s",
+            accepted / seconds,
+            len(messages) / raw_seconds,
+            "raw aiokafka producer, same Avro bytes, acks=all, idempotent",
+            "≥ 5,000/s per process and ≥ 50 % of the raw producer",
+            {
+                "notifications": size,
+                "accepted": accepted,
+                "statuses": statuses,
+                "seconds": seconds,
+                "concurrency": bench.settings.ingest_concurrency,
+            },
+        )
+    )
+
+
+async def post_all(
+    bench: Bench, url: str, bodies: list[bytes]
+) -> tuple[int, float, dict[str, int]]:
+    """POST every body (``ingest_concurrency`` at a time, within ``ingest_seconds``); return
+    (accepted, seconds, count per status)."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    for body in bodies:
+        queue.put_nowait(body)
+    statuses: dict[str, int] = {}
+    done: list[float] = []
+    deadline = time.monotonic() + bench.settings.ingest_seconds
+    headers = {"Content-Type": "application/json"}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while not queue.empty() and time.monotonic() < deadline:
+            body = queue.get_nowait()
+            sent = time.monotonic()
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    status = str(response.status)
+            except aiohttp.ClientError as exc:
+                status = type(exc).__name__
+            statuses[status] = statuses.get(status, 0) + 1
+            now = time.monotonic()
+            if status == "200":
+                done.append(now)
+                if len(done) % 50 == 0:
+                    bench.timeline.latency("ingest", now, (now - sent) * 1000)
+
+    started = time.monotonic()
+    connector = aiohttp.TCPConnector(limit=bench.settings.ingest_concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await asyncio.gather(*(worker(session) for _ in range(bench.settings.ingest_concurrency)))
+    seconds = time.monotonic() - started
+    for second in range(int(seconds) + 1):
+        count = sum(1 for t in done if started + second <= t < started + second + 1)
+        bench.timeline.rate("ingest", started + second + 1, count)
+    return len(done), seconds, statuses
+
+
+# --- apply, replay, backfill ------------------------------------------------------------
+
+
+async def apply_backlog(bench: Bench) -> None:
+    """N events already on the topic → the unthrottled emulator, then ``bridge replay`` of
+    them (nothing may change) and ``bridge backfill`` of the same accounts."""
+    wanted = set(bench.settings.scenarios)
+    size = bench.settings.apply_events
+    async with bench.stack("apply") as stack:
+        records = await seed_accounts(stack, "A", size)
+        template = await bench.template(stack)
+        await ensure_topics(stack.settings.kafka, [stack.flow])
+        messages = encode_events(template, records, bench.codec)
+        reference = await direct_writes(bench, stack, messages)
+        since = datetime.now(UTC)
+        await produce(stack.settings.kafka, stack.flow.topic, messages)
+        rate, applied = await drain(bench, stack, "apply", size, bench.settings.apply_seconds)
+        visible = await customers(stack, "A*")
+        bench.unthrottled_apply = rate
+        bench.add(
+            Figure(
+                "apply",
+                "backlog → unthrottled emulator",
+                "changes/s",
+                rate,
+                reference,
+                f"the emulator's capacity for the same writes made directly "
+                f"(single POSTs, {bench.settings.reference_concurrency} at a time)",
+                "≥ 10,000/s",
+                {"events": size, "settled": applied, "visible_in_target": len(visible)},
+            )
+        )
+        require(len(visible) == size, f"apply: {len(visible)} of {size} customers in F&O")
+        stack.processes.stop("apply")
+        if "replay" in wanted:
+            await replay(bench, stack, since, size, visible)
+        if "backfill" in wanted:
+            await backfill(bench, stack, size)
+        bench.peaks["emulator apply"] = stack.processes.started["emulator"].sample_rss()
+
+
+async def direct_writes(bench: Bench, stack: Stack, messages: list[Message]) -> float:
+    """Write what the bridge would write for each event straight to F&O (under other
+    account numbers, so the bridge's writes still create); return writes/s."""
+    template = all_templates(stack.settings)["accounts"]
+    bodies = []
+    for _, value in messages:
+        write = map_event(template, bench.codec.decode(value), MappingContext("usmf")).writes[0]
+        body = dict(write.body)
+        body["CustomerAccount"] = body["PartyNumber"] = f"R{body['CustomerAccount']}"
+        bodies.append(body)
+    limit = asyncio.Semaphore(bench.settings.reference_concurrency)
+    async with stack.user_client("fno") as fno:
+
+        async def one(body: dict[str, Any]) -> None:
+            async with limit:
+                await fno.request("POST", template.target.entity_set, json=body)
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(body) for body in bodies))
+        seconds = time.monotonic() - started
+    bench.timeline.rate("direct writes", time.monotonic(), len(bodies) / seconds)
+    return len(bodies) / seconds
+
+
+async def drain(
+    bench: Bench, stack: Stack, series: str, goal_events: int, seconds: float
+) -> tuple[float, int]:
+    """Start an apply process and follow the flow's committed offsets until ``goal_events``
+    more are settled or ``seconds`` pass; return (events/s, events settled)."""
+    committed, _ = await committed_total(stack)
+    process = await stack.start_role("apply")
+
+    async def progress() -> int:
+        process.sample_rss()
+        return (await committed_total(stack))[0]
+
+    settled, elapsed = await follow(
+        series,
+        bench.timeline,
+        progress,
+        committed + goal_events,
+        seconds,
+        stack.processes.check_alive,
+    )
+    bench.peaks[series] = process.peak_mb
+    return (settled / elapsed if elapsed else None) or 0.0, settled
+
+
+async def replay(
+    bench: Bench, stack: Stack, since: datetime, size: int, before: dict[str, Any]
+) -> None:
+    """``bridge replay --from <before the backlog>``, then an apply process re-applies it:
+    events/s, against a plain consumer reading the same events; nothing may change."""
+    writes_before = await fno_totals(stack)
+    result = await replay_from(
+        stack.settings, "accounts", since.isoformat(), console=Console(file=io.StringIO())
+    )
+    events = sum(r.reapplied for r in result.resets)
+    require(events == size, f"replay: {events} events to re-apply, {size} expected")
+    _, read_seconds = await consume(
+        stack.settings.kafka, stack.flow.topic, size, stack.wait_seconds
+    )
+    rate, settled = await drain(bench, stack, "replay", size, bench.settings.apply_seconds)
+    stack.processes.stop("apply")
+    writes_after = await fno_totals(stack)
+    after = await customers(stack, "A*")
+    changed = sum(writes_after.get(k, 0) - writes_before.get(k, 0) for k in writes_before)
+    bench.add(
+        Figure(
+            "replay",
+            "replay of applied events (nothing changed)",
+            "events/s",
+            rate,
+            size / read_seconds,
+            "plain aiokafka consumer reading the same events",
+            "≥ 20,000/s, nothing written",
+            {
+                "events": events,
+                "settled": settled,
+                "target_writes_during_replay": changed,
+                "target_unchanged": after == before,
+            },
+        )
+    )
+    require(changed == 0 and after == before, f"replay changed the target ({changed} writes)")
+
+
+async def backfill(bench: Bench, stack: Stack, size: int) -> None:
+    """``bridge backfill --restart`` of the seeded accounts: rows/s, against reading the same
+    pages straight from the API."""
+    quiet = Console(file=io.StringIO())
+    started = time.monotonic()
+    result = await backfill_flow(stack.settings, "accounts", restart=True, console=quiet)
+    seconds = time.monotonic() - started
+    page = stack.settings.poller.page_size
+    async with stack.bridge_client("sales") as sales:
+        read_started, rows = time.monotonic(), 0
+        async for body in sales.pages("accounts", page_size=page):
+            rows += len(body.get("value", []))
+        read_seconds = time.monotonic() - read_started
+    require(result.published_now >= size, f"backfill published {result.published_now} of {size}")
+    bench.add(
+        Figure(
+            "backfill",
+            "bridge backfill",
+            "rows/s",
+            result.published_now / seconds,
+            rows / read_seconds,
+            f"reading the same rows from the Dataverse API (pages of {page})",
+            "≥ 5,000/s",
+            {"rows": result.published_now, "seconds": seconds},
+        )
+    )
