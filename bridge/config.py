@@ -233,6 +233,10 @@ class BulkSettings(_Section):
     """Keys per ``$filter`` query (the URL must stay short)."""
     max_writes: int = Field(default=200, ge=1)
     """Change sets per ``$batch`` (Dataverse allows 1,000 operations)."""
+    bulk_messages: bool = True
+    """Send Dataverse creates and updates that qualify as CreateMultiple/UpdateMultiple."""
+    max_bulk_items: int = Field(default=200, ge=1)
+    """Records per Dataverse bulk message (Microsoft suggests 100 to 1,000 on standard tables)."""
 
 
 class CompanySettings(_Section):

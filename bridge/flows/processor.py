@@ -126,7 +126,8 @@ class FlowProcessor:
             return Processed(skipped=miss)
         event = self._with_known_key(event, known_key)
         result = map_event(self.template, event, MappingContext(company=company))
-        outcomes = [await self._sink.apply(write) for write in result.writes]
+        # the writes of one change go together: all or none (a product and its price)
+        outcomes = await self._sink.apply_all(result.writes) if result.writes else []
         if result.skipped:
             self._log(event, skipped=result.skipped)
             return Processed(skipped=result.skipped)

@@ -9,15 +9,16 @@ values sends nothing, so re-applying an event changes nothing and never duplicat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bridge.config import BulkSettings
 from bridge.errors import DependencyMissing
+from bridge.http.batch import BatchRequest
 from bridge.http.client import ApiClient
 from bridge.http.odata import key_path
 from bridge.mapping.writes import TargetWrite
-from bridge.sinks.base import ReadCompareWriteSink
+from bridge.sinks.base import ReadCompareWriteSink, Step
 from bridge.sinks.batching import Address, BatchedReads, BatchedWrites
 
 CROSS_COMPANY = {"cross-company": "true"}
@@ -57,11 +58,13 @@ class FnoSink(ReadCompareWriteSink):
         """The record at ``key``, or ``None`` if it does not exist."""
         return await self.current(_address(entity_set, key))
 
-    async def address(self, write: TargetWrite) -> Address:
+    async def address(self, write: TargetWrite, earlier: Sequence[Step] = ()) -> Address:
         """The record's key path."""
         return _address(write.entity_set, write.key)
 
-    async def current(self, address: Address) -> dict[str, Any] | None:
+    async def current(
+        self, address: Address, earlier: Sequence[Step] = ()
+    ) -> dict[str, Any] | None:
         """The record at ``address`` (any company), or ``None``."""
         return await self._reads.read(address)
 
@@ -72,13 +75,15 @@ class FnoSink(ReadCompareWriteSink):
                 text = ",".join(f"{k}={v}" for k, v in key.items())
                 raise DependencyMissing(f"{entity_set} {text} does not exist in F&O yet")
 
-    async def create(self, address: Address, write: TargetWrite) -> None:
+    async def create(
+        self, address: Address, write: TargetWrite, earlier: Sequence[Step] = ()
+    ) -> BatchRequest:
         """POST the whole body (F&O has no upsert; a taken key is an error)."""
-        await self._writes.write(
-            self._writes.request("POST", write.entity_set, json=dict(write.body))
-        )
+        return self._writes.request("POST", write.entity_set, json=dict(write.body))
 
-    async def changes(self, write: TargetWrite, current: Mapping[str, Any]) -> dict[str, Any]:
+    async def changes(
+        self, write: TargetWrite, current: Mapping[str, Any], earlier: Sequence[Step] = ()
+    ) -> dict[str, Any]:
         """The mapped fields whose stored value differs, keys and create-only excluded."""
         return {
             k: v for k, v in changed_fields(current, write).items() if k not in write.create_only
@@ -86,24 +91,25 @@ class FnoSink(ReadCompareWriteSink):
 
     async def update(
         self, address: Address, current: Mapping[str, Any], changes: Mapping[str, Any]
-    ) -> None:
+    ) -> BatchRequest:
         """PATCH the differences under the ETag just read."""
-        patch = self._writes.request(
+        return self._writes.request(
             "PATCH",
             address.path,
             json=dict(changes),
             params=CROSS_COMPANY,
             headers=_if_match(current),
         )
-        await self._writes.write(patch)
 
-    async def delete(self, address: Address, current: Mapping[str, Any]) -> None:
+    async def delete(self, address: Address, current: Mapping[str, Any]) -> BatchRequest:
         """DELETE under the ETag just read."""
-        await self._writes.write(
-            self._writes.request(
-                "DELETE", address.path, params=CROSS_COMPANY, headers=_if_match(current)
-            )
+        return self._writes.request(
+            "DELETE", address.path, params=CROSS_COMPANY, headers=_if_match(current)
         )
+
+    async def send(self, steps: Sequence[Step]) -> None:
+        """The requests of one source change as one change set of a gathered ``$batch``."""
+        await self._writes.write(*(s.request for s in steps if s.request is not None))
 
 
 def _address(entity_set: str, key: Mapping[str, Any]) -> Address:

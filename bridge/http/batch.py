@@ -3,7 +3,10 @@ change set's own answer back (spec A.7, B.1).
 
 A change set succeeds or fails as a whole; with ``Prefer: odata.continue-on-error``
 (Dataverse) and always on F&O, one failing change set does not stop the others, so each
-caller gets its own answer. Answers are plain ``httpx.Response`` objects, so the one
+caller gets its own answer. A request names an earlier request of its own change set as
+``$<n>`` (its 1-based position there) in its URL or in a top-level body value (an
+``@odata.bind``); :func:`encode_batch` numbers the Content-IDs of the whole batch uniquely and
+rewrites those references to match, so a reference can never reach into another change set. Answers are plain ``httpx.Response`` objects, so the one
 classifier (:func:`bridge.http.responses.classify_response`) judges them like any other.
 """
 
@@ -38,15 +41,43 @@ def encode_batch(change_sets: Sequence[ChangeSet]) -> tuple[bytes, str]:
     """The multipart body of ``change_sets`` (one change set each) and its Content-Type."""
     boundary = f"batch_{uuid.uuid4()}"
     chunks = []
+    offset = 0
     for change_set in change_sets:
         inner = f"changeset_{uuid.uuid4()}"
-        parts = [_encode_operation(op, index) for index, op in enumerate(change_set, start=1)]
+        parts = [
+            _encode_operation(_renumbered(op, offset, len(change_set)), offset + index)
+            for index, op in enumerate(change_set, start=1)
+        ]
+        offset += len(change_set)
         nested = "".join(f"--{inner}\r\n{part}\r\n" for part in parts) + f"--{inner}--"
         chunks.append(
             f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={inner}\r\n\r\n{nested}\r\n"
         )
     body = "".join(chunks) + f"--{boundary}--\r\n"
     return body.encode(), f"multipart/mixed; boundary={boundary}"
+
+
+def _renumbered(operation: BatchRequest, offset: int, size: int) -> BatchRequest:
+    """``operation`` with its change-set-local ``$n`` references moved by ``offset``."""
+    if offset == 0:
+        return operation
+
+    def moved(value: Any) -> Any:
+        if isinstance(value, str) and _REFERENCE.fullmatch(value) and int(value[1:]) <= size:
+            return f"${int(value[1:]) + offset}"
+        return value
+
+    url = operation.url
+    head, slash, rest = url.partition("/")
+    if _REFERENCE.fullmatch(head):
+        url = moved(head) + slash + rest
+    body = operation.json
+    if isinstance(body, dict):
+        body = {name: moved(value) for name, value in body.items()}
+    return BatchRequest(operation.method, url, body, operation.headers)
+
+
+_REFERENCE = re.compile(r"\$[1-9][0-9]*")
 
 
 def _encode_operation(operation: BatchRequest, content_id: int) -> str:

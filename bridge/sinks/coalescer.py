@@ -6,9 +6,10 @@ different records, and two versions of one record are never in one call — per-
 order holds by construction.
 
 Contract of :meth:`Coalescer.submit`: each caller gets its own result or its own error. A
-call refused as a whole (:class:`~bridge.errors.EventRejected`: one bad record fails an
-all-or-nothing request) is split in halves until the bad item stands alone and alone gets
-the error; any other failure of the call (throttled, target down) is every caller's.
+call refused as a whole with an error of one item (``splits``, by default
+:class:`~bridge.errors.EventRejected`: one bad record fails an all-or-nothing request) is
+split in halves until the bad item stands alone and alone gets the error; any other failure
+of the call (throttled, target down) is every caller's.
 """
 
 from __future__ import annotations
@@ -33,8 +34,17 @@ class Coalescer(Generic[T, R]):
     hands them to ``send`` in one call. ``send`` returns one result or exception per item,
     in order, or raises for the call as a whole."""
 
-    def __init__(self, send: Send[T, R], *, window: float, max_items: int, name: str) -> None:
+    def __init__(
+        self,
+        send: Send[T, R],
+        *,
+        window: float,
+        max_items: int,
+        name: str,
+        splits: tuple[type[BaseException], ...] = (EventRejected,),
+    ) -> None:
         self._send = send
+        self._splits = splits
         self._window = window
         self._max_items = max_items
         self._name = name
@@ -80,7 +90,7 @@ class Coalescer(Generic[T, R]):
             return
         try:
             outcomes = await self._send(group, [item for item, _ in live])
-        except EventRejected as exc:
+        except self._splits as exc:
             if len(live) == 1:
                 _resolve(live[0][1], exc)
                 return

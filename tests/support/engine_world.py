@@ -248,8 +248,12 @@ class TargetStore:
     hang_seconds: float = 0.0
     calls: int = 0
 
+    async def apply_all(self, writes: Sequence[TargetWrite]) -> list[ApplyOutcome]:
+        """Apply the writes of one change in order (the engine's Sink)."""
+        return [await self.apply(write) for write in writes]
+
     async def apply(self, write: TargetWrite) -> ApplyOutcome:
-        """Make the record match ``write`` (the engine's Sink)."""
+        """Make the record match ``write``."""
         self.calls += 1
         await asyncio.sleep(0)  # a request is in flight: other tasks run meanwhile
         if self.faults:

@@ -50,3 +50,6 @@ class RecordingSink:
     async def apply(self, write: TargetWrite) -> ApplyOutcome:
         self.writes.append(write)
         return ApplyOutcome.CREATED
+
+    async def apply_all(self, writes: Sequence[TargetWrite]) -> list[ApplyOutcome]:
+        return [await self.apply(write) for write in writes]

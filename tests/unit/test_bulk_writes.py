@@ -154,7 +154,7 @@ async def test_dataverse_writes_spread_over_registrations_and_a_bad_one_fails_al
     )
     async with ApiClient(settings, settings.api_path, POLICY, transport=recorder) as client:
         # small calls, so that several are in flight at once and need both windows
-        small = BulkSettings(max_reads=4, max_writes=4)
+        small = BulkSettings(max_reads=4, max_writes=4, max_bulk_items=4)
         sink = DataverseSink(client, DataverseMetadata(client), small)
 
         def account(number: str, name: str) -> TargetWrite:
