@@ -232,9 +232,13 @@ async def run_bridge(
                     resolver=LookupResolver(sales, metadata, fno_reader),
                     sources=sources,
                 )
+                # entered on the outer stack: they close after the engines stopped, once
+                # the calls they gathered are answered
                 sinks: dict[System, Sink] = {
-                    System.FNO: FnoSink(fno, settings.bulk),
-                    System.SALES: DataverseSink(sales, metadata, settings.bulk),
+                    System.FNO: await stack.enter_async_context(FnoSink(fno, settings.bulk)),
+                    System.SALES: await stack.enter_async_context(
+                        DataverseSink(sales, metadata, settings.bulk)
+                    ),
                 }
                 processors = build_processors(all_templates(settings), sinks, context)
                 runtime = Runtime(settings, codec, publisher, processors, sources, controls)

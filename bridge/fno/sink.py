@@ -54,6 +54,11 @@ class FnoSink(ReadCompareWriteSink):
         # F&O answers every change set of a $batch on its own (spec B.1)
         self._writes = BatchedWrites(client, bulk, continue_on_error=False)
 
+    async def aclose(self) -> None:
+        """Wait for the calls in flight."""
+        await self._writes.aclose()
+        await self._reads.aclose()
+
     async def read(self, entity_set: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
         """The record at ``key``, or ``None`` if it does not exist."""
         return await self.current(_address(entity_set, key))

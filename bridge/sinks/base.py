@@ -19,7 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from types import TracebackType
+from typing import Any, Protocol, Self
 
 import structlog
 
@@ -83,6 +84,21 @@ class ReadCompareWriteSink(ABC):
 
     system_name: str
     """How messages name the target system ("F&O", "Sales")."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Wait for the gathered calls still in flight."""
 
     async def apply(self, write: TargetWrite) -> ApplyOutcome:
         """Make the target record match ``write``; safe to repeat."""
