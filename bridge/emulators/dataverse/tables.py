@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.emulators.common.errors import ApiError, bad_request
-from bridge.emulators.common.plugins import PluginContext, PluginPipeline, Stage
+from bridge.emulators.common.plugins import PluginContext
 from bridge.emulators.common.principals import SYSTEM, PrincipalDirectory
-from bridge.emulators.common.store import Op, RecordStore, StoredRecord
+from bridge.emulators.common.store import RecordKey, RecordStore, StoredRecord
+from bridge.emulators.common.tables import TableLayer, is_empty
 from bridge.emulators.odata.entities import (
     OPTION_KINDS,
     TEXT_KINDS,
@@ -75,21 +76,16 @@ def normalized(value: Any) -> Any:
     return value
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value == ""
-
-
-class DataverseTables:
-    """Records of every Dataverse table of one emulator."""
+class DataverseTables(TableLayer):
+    """Records of every Dataverse table of one emulator: GUID ids, owner and state defaults,
+    autonumbers, alternate keys, platform columns (the write path is :class:`TableLayer`'s)."""
 
     def __init__(
         self, registry: EntityRegistry, store: RecordStore, directory: PrincipalDirectory
     ) -> None:
-        self.registry = registry
-        self.store = store
+        super().__init__(registry, store)
         self.directory = directory
         self._hooks: dict[str, list[WriteHook]] = {}
-        self.plugins = PluginPipeline()
         self._rng = random.Random()
         for entity in registry:
             for key in entity.alternate_keys:
@@ -99,10 +95,6 @@ class DataverseTables:
         """Run ``hook(entity, new values, existing)`` before every write to ``entity``; it
         may adjust the values or raise :class:`ApiError` to refuse the write."""
         self._hooks.setdefault(entity, []).append(hook)
-
-    def entity(self, name: str) -> EntityDef:
-        """The table called ``name``."""
-        return self.registry.require(name)
 
     def get(self, entity: EntityDef, record_id: str) -> StoredRecord | None:
         """The record with primary id ``record_id``."""
@@ -190,18 +182,7 @@ class DataverseTables:
         values.update(writes.values)
         values[entity.primary_id] = record_id
         self._assign_autonumbers(entity, values)
-        context = PluginContext(
-            entity, Op.CREATE, values, None, writes.written, principal, depth, tags
-        )
-        self._prepare(context)
-        record = self.plugins.write(
-            self.store,
-            context,
-            (record_id,),
-            changed=self._changed(entity, writes),
-            label=record_id,
-        )
-        return self._latest(entity, record)
+        return self._insert(entity, values, writes.written, principal, depth=depth, tags=tags)
 
     def update(
         self,
@@ -214,52 +195,9 @@ class DataverseTables:
         tags: frozenset[str] = frozenset(),
     ) -> StoredRecord:
         """Apply ``writes`` to an existing record."""
-        values = dict(record.values)
-        values.update({k: v for k, v in writes.values.items() if k != entity.primary_id})
-        context = PluginContext(
-            entity, Op.UPDATE, values, record, writes.written, principal, depth, tags
-        )
-        self._prepare(context)
-        stored = self.plugins.write(
-            self.store,
-            context,
-            record.key,
-            changed=self._changed(entity, writes),
-            label=self.record_id(record),
-        )
-        return self._latest(entity, stored)
-
-    def delete(
-        self,
-        entity: EntityDef,
-        record: StoredRecord,
-        principal: str,
-        *,
-        depth: int = 1,
-        tags: frozenset[str] = frozenset(),
-    ) -> StoredRecord:
-        """Delete a record."""
-        context = PluginContext(
-            entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
-        )
-        return self.plugins.delete(self.store, context, label=self.record_id(record))
-
-    def derived_update(
-        self,
-        context: PluginContext,
-        entity: EntityDef,
-        record: StoredRecord,
-        changes: Mapping[str, Any],
-    ) -> StoredRecord:
-        """A plug-in's write to a record: ``changes`` (stored values, read-only columns
-        allowed) as the triggering write's principal, one level deeper, same tags."""
-        return self.update(
-            entity,
-            record,
-            WriteSet(dict(changes), frozenset(changes)),
-            context.principal,
-            depth=context.depth + 1,
-            tags=context.tags,
+        values = self._merge(entity, record, writes.values)
+        return self._modify(
+            entity, record, values, writes.written, principal, depth=depth, tags=tags
         )
 
     def seed(self, entity_name: str, values: Mapping[str, Any]) -> StoredRecord:
@@ -277,8 +215,22 @@ class DataverseTables:
             count=False,
         )
 
-    def _changed(self, entity: EntityDef, writes: WriteSet) -> frozenset[str]:
-        return writes.written | {entity.primary_id}
+    def _merge(
+        self, entity: EntityDef, record: StoredRecord, given: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        values = dict(record.values)
+        values.update({k: v for k, v in given.items() if k != entity.primary_id})
+        return values
+
+    def _new_key(self, context: PluginContext) -> RecordKey:
+        # The id was taken from the body (or generated) and checked free before any step ran.
+        return (context.values[context.entity.primary_id],)
+
+    def _label(self, entity: EntityDef, key: RecordKey, values: Mapping[str, Any]) -> str:
+        return str(key[0])
+
+    def _changed(self, context: PluginContext) -> frozenset[str]:
+        return context.written | {context.entity.primary_id}
 
     def _user_ref(self, client_id: str) -> LookupRef:
         principal = self.directory.get(client_id) or SYSTEM
@@ -299,7 +251,7 @@ class DataverseTables:
 
     def _assign_autonumbers(self, entity: EntityDef, values: dict[str, Any]) -> None:
         for auto in entity.autonumbers:
-            while _empty(values.get(auto.attribute)):
+            while is_empty(values.get(auto.attribute)):
                 number = self.store.next_counter(
                     ("autonumber", entity.name, auto.attribute), auto.start
                 )
@@ -308,31 +260,30 @@ class DataverseTables:
                 if self.find_by_key(entity, {auto.attribute: candidate}) is None:
                     values[auto.attribute] = candidate
 
-    def _latest(self, entity: EntityDef, record: StoredRecord) -> StoredRecord:
-        return self.store.get(entity.name, record.key) or record
-
-    def _prepare(self, context: PluginContext) -> None:
-        entity, values, existing = context.entity, context.values, context.existing
+    def _before_steps(self, context: PluginContext) -> None:
+        entity, values = context.entity, context.values
         _derive(entity, values)
         _normalize_state(entity, values, context.written)
         for hook in self._hooks.get(entity.name, []):
-            hook(entity, values, existing)
-        self.plugins.run(Stage.PRE_OPERATION, context)
+            hook(entity, values, context.existing)
+
+    def _validate(self, context: PluginContext) -> None:
+        entity, values = context.entity, context.values
         for name, field in entity.fields.items():
-            if field.required and _empty(values.get(name)):
+            if field.required and is_empty(values.get(name)):
                 raise ApiError(
                     400,
                     f"The '{name}' attribute of the '{entity.name}' entity is required.",
                     code=INVALID_ARGUMENT_CODE,
                 )
-        self._check_unique_keys(entity, values, existing)
+        self._check_unique_keys(entity, values, context.existing)
 
     def _check_unique_keys(
         self, entity: EntityDef, values: Mapping[str, Any], existing: StoredRecord | None
     ) -> None:
         for key in entity.alternate_keys:
             key_values = {name: values.get(name) for name in key}
-            if any(_empty(v) for v in key_values.values()):
+            if any(is_empty(v) for v in key_values.values()):
                 continue
             other = self.find_by_key(entity, key_values)
             if other is not None and (existing is None or other.key != existing.key):
@@ -352,7 +303,7 @@ def _index_name(key: tuple[str, ...]) -> str:
 def _key_function(key: tuple[str, ...]) -> Callable[[Mapping[str, Any]], Any]:
     def index_value(values: Mapping[str, Any]) -> Any:
         parts = tuple(normalized(values.get(name)) for name in key)
-        return None if any(_empty(p) for p in parts) else parts
+        return None if any(is_empty(p) for p in parts) else parts
 
     return index_value
 

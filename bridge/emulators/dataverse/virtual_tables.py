@@ -78,7 +78,7 @@ class VirtualSource:
         """One column of a record (for ``$filter``/``$orderby``)."""
         fno = self.table.fno
         return self.table.cell(
-            record, lambda name: self.tables.read_value(fno, record, name), web_name
+            record, lambda name: self.tables.value_of(fno, record, name), web_name
         )
 
     def render(

@@ -242,7 +242,7 @@ class FnoApi:
 
     def _resolver(self, entity: EntityDef) -> Callable[[StoredRecord, str], Any]:
         def resolve(record: StoredRecord, name: str) -> Any:
-            return self.tables.read_value(entity, record, name)
+            return self.tables.value_of(entity, record, name)
 
         return resolve
 

@@ -13,7 +13,7 @@ Business logic hangs off the plug-in pipeline (:mod:`bridge.emulators.common.plu
 pre-operation steps run after defaults and number sequences and before the checks,
 post-operation steps after the store write in the same transaction. Computed fields
 (:meth:`FnoTables.add_computed`) are stored on every write and recomputed on every read
-(:meth:`FnoTables.view`, :meth:`FnoTables.read_value`), like the computed columns of an F&O
+(:meth:`FnoTables.view`, :meth:`FnoTables.value_of`), like the computed columns of an F&O
 entity view. :meth:`FnoTables.insert` and :meth:`FnoTables.modify` take already validated
 values (read-only fields allowed): they are the write path of plug-ins and actions.
 """
@@ -25,8 +25,9 @@ from datetime import datetime
 from typing import Any
 
 from bridge.emulators.common.errors import FNO_WRITE_ERROR_TYPE, ODATA_ERROR_TYPE, ApiError
-from bridge.emulators.common.plugins import PluginContext, PluginPipeline, Stage
-from bridge.emulators.common.store import Op, RecordKey, RecordStore, StoredRecord
+from bridge.emulators.common.plugins import PluginContext
+from bridge.emulators.common.store import RecordKey, RecordStore, StoredRecord
+from bridge.emulators.common.tables import TableLayer, is_empty
 from bridge.emulators.odata.entities import EntityDef, EntityRegistry, FieldDef, FieldKind
 from bridge.emulators.odata.keys import parse_key
 from bridge.emulators.odata.values import coerce, edm_type
@@ -91,20 +92,16 @@ def _default(field: FieldDef) -> Any:
     return _ZERO.get(field.kind)
 
 
-def _empty(value: Any) -> bool:
-    return value is None or value == ""
-
-
-class FnoTables:
-    """Records of every F&O entity of one emulator."""
+class FnoTables(TableLayer):
+    """Records of every F&O entity of one emulator: company keys, number sequences,
+    referential checks, coerced values, computed fields (the write path is
+    :class:`TableLayer`'s)."""
 
     def __init__(
         self, registry: EntityRegistry, store: RecordStore, companies: tuple[str, ...]
     ) -> None:
-        self.registry = registry
-        self.store = store
+        super().__init__(registry, store)
         self.companies = tuple(c.casefold() for c in companies)
-        self.plugins = PluginPipeline()
         self._computed: dict[str, dict[str, Computation]] = {}
         for entity in registry:
             for reference in entity.references:
@@ -139,7 +136,7 @@ class FnoTables:
         (after the pre-operation steps) and recomputed on every read."""
         self._computed.setdefault(entity, {})[name] = compute
 
-    def read_value(self, entity: EntityDef, record: StoredRecord, name: str) -> Any:
+    def value_of(self, entity: EntityDef, record: StoredRecord, name: str) -> Any:
         """One field of a record as read now (computed fields recomputed)."""
         compute = self._computed.get(entity.name, {}).get(name)
         return compute(record.values) if compute else record.values.get(name)
@@ -172,20 +169,10 @@ class FnoTables:
         values.update(given)
         values["dataAreaId"] = self._company(entity, values.get("dataAreaId") or default_company)
         for target, source in entity.copy_defaults:
-            if _empty(values.get(target)):
+            if is_empty(values.get(target)):
                 values[target] = values.get(source)
         self._number(entity, values)
-        context = PluginContext(
-            entity, Op.CREATE, values, None, frozenset(given), principal, depth, tags
-        )
-        self._prepare(context, set(values))
-        key = self.record_key(entity, values)
-        if self.store.get(entity.name, key) is not None:
-            raise self._duplicate(entity, values)
-        record = self.plugins.write(
-            self.store, context, key, changed=frozenset(given), label=key_label(entity, values)
-        )
-        return self.store.get(entity.name, key) or record
+        return self._insert(entity, values, frozenset(given), principal, depth=depth, tags=tags)
 
     def update(
         self,
@@ -212,6 +199,19 @@ class FnoTables:
         tags: frozenset[str] = frozenset(),
     ) -> StoredRecord:
         """Merge (or replace with) validated values into a record; keys cannot change."""
+        values = self._merge(entity, record, given, replace=replace)
+        return self._modify(
+            entity, record, values, frozenset(given), principal, depth=depth, tags=tags
+        )
+
+    def _merge(
+        self,
+        entity: EntityDef,
+        record: StoredRecord,
+        given: Mapping[str, Any],
+        *,
+        replace: bool = False,
+    ) -> dict[str, Any]:
         for name in entity.keys:
             if name in given and key_part(given[name]) != key_part(record.values.get(name)):
                 raise write_failed(entity, f"Error: The key field '{name}' cannot be changed.")
@@ -221,60 +221,31 @@ class FnoTables:
         }
         values = base if replace else dict(record.values)
         values.update({k: v for k, v in given.items() if k not in entity.keys})
-        context = PluginContext(
-            entity, Op.UPDATE, values, record, frozenset(given), principal, depth, tags
-        )
-        self._prepare(context, set(given))
-        stored = self.plugins.write(
-            self.store,
-            context,
-            record.key,
-            changed=frozenset(given),
-            label=key_label(entity, record.values),
-        )
-        return self.store.get(entity.name, record.key) or stored
+        return values
 
-    def delete(
-        self,
-        entity: EntityDef,
-        record: StoredRecord,
-        principal: str,
-        *,
-        depth: int = 1,
-        tags: frozenset[str] = frozenset(),
-    ) -> StoredRecord:
-        """Delete a record."""
-        context = PluginContext(
-            entity, Op.DELETE, dict(record.values), record, frozenset(), principal, depth, tags
-        )
-        return self.plugins.delete(self.store, context, label=key_label(entity, record.values))
+    def _before_steps(self, context: PluginContext) -> None:
+        """Nothing: defaults, company and numbers are set when the record is built, and
+        computed fields see what the steps wrote (:meth:`_validate`)."""
 
-    def derived_update(
-        self,
-        context: PluginContext,
-        entity: EntityDef,
-        record: StoredRecord,
-        changes: Mapping[str, Any],
-    ) -> StoredRecord:
-        """A plug-in's write to a record: ``changes`` as the triggering write's principal,
-        one level deeper, with the same tags."""
-        return self.modify(
-            entity,
-            record,
-            changes,
-            context.principal,
-            depth=context.depth + 1,
-            tags=context.tags,
-        )
-
-    def _prepare(self, context: PluginContext, changed: set[str]) -> None:
+    def _validate(self, context: PluginContext) -> None:
         entity, values = context.entity, context.values
-        self.plugins.run(Stage.PRE_OPERATION, context)
         for name, compute in self._computed.get(entity.name, {}).items():
             values[name] = compute(values)
         self._check_filled(entity, values)
-        self._check_references(entity, values, changed)
+        # A create checks every reference; an update only those it writes.
+        self._check_references(
+            entity, values, None if context.existing is None else context.written
+        )
         self._touch(entity, values)
+
+    def _new_key(self, context: PluginContext) -> RecordKey:
+        key = self.record_key(context.entity, context.values)
+        if self.store.get(context.entity.name, key) is not None:
+            raise self._duplicate(context.entity, context.values)
+        return key
+
+    def _label(self, entity: EntityDef, key: RecordKey, values: Mapping[str, Any]) -> str:
+        return key_label(entity, values)
 
     def coerce_body(self, entity: EntityDef, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a JSON body into stored values (400 on unknown names or bad values)."""
@@ -328,7 +299,7 @@ class FnoTables:
 
     def _number(self, entity: EntityDef, values: dict[str, Any]) -> None:
         for sequence in entity.sequences:
-            if not _empty(values.get(sequence.attribute)) and values.get(sequence.attribute) != 0:
+            if not is_empty(values.get(sequence.attribute)) and values.get(sequence.attribute) != 0:
                 continue
             company = "*" if sequence.shared else values["dataAreaId"]
             counter = (
@@ -348,17 +319,18 @@ class FnoTables:
 
     def _check_filled(self, entity: EntityDef, values: Mapping[str, Any]) -> None:
         for name, field in entity.fields.items():
-            if ((name in entity.keys and name != "dataAreaId") or field.required) and _empty(
+            if ((name in entity.keys and name != "dataAreaId") or field.required) and is_empty(
                 values.get(name)
             ):
                 raise write_failed(entity, f"Warning: Field '{name}' must be filled in.")
 
     def _check_references(
-        self, entity: EntityDef, values: Mapping[str, Any], changed: set[str]
+        self, entity: EntityDef, values: Mapping[str, Any], written: frozenset[str] | None
     ) -> None:
         for reference in entity.references:
             value = values.get(reference.attribute)
-            if reference.attribute not in changed or _empty(value):
+            skipped = written is not None and reference.attribute not in written
+            if skipped or is_empty(value):
                 continue
             company = values.get("dataAreaId")
             found = any(
