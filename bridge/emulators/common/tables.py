@@ -25,20 +25,19 @@ def is_empty(value: Any) -> bool:
 class TableLayer(ABC):
     """Records of every entity of one emulator, written through one pipeline.
 
-    Every write is a template method; a failing step or check raises
+    Every write runs one template; a failing step or check raises
     :class:`~bridge.emulators.common.errors.ApiError` and nothing is stored:
 
-    - create (:meth:`_insert`): the subclass builds the whole new record first (its
-      defaults, ids, numbering); then :meth:`_prepare` (:meth:`_before_steps`, the
-      pre-operation steps, :meth:`_validate`), :meth:`_new_key` (where the record goes; a
-      duplicate is refused there), and :meth:`_write`.
-    - update (:meth:`_modify`): the subclass merges the write into the record
-      (:meth:`_merge`, which also says which columns a write may not change); then
-      :meth:`_prepare` and :meth:`_write` at the record's key.
-    - delete (:meth:`delete`): pre-operation steps, store delete, post-operation steps.
-    - :meth:`_write` stores through :meth:`PluginPipeline.write` (post-operation steps in the
-      same transaction; the store's listeners get the write events, derived writes after the
-      write that caused them) and returns the record as stored now.
+    - The subclass builds the whole record first: for a create its defaults, ids and
+      numbering; for an update :meth:`_merge` (which also refuses columns a write may not
+      change).
+    - :meth:`_save` then prepares it (:meth:`_before_steps`, the pre-operation steps,
+      :meth:`_validate`), picks the key (the existing record's, or :meth:`_new_key`, which
+      refuses a duplicate), and stores it through
+      :meth:`~bridge.emulators.common.plugins.PluginPipeline.write`: post-operation steps in
+      the same transaction; the store's listeners get the write events, derived writes after
+      the write that caused them.
+    - :meth:`delete`: pre-operation steps, store delete, post-operation steps.
     - :meth:`derived_update` is a plug-in's write: merged like an update, as the triggering
       write's principal, one level deeper, with the same tags.
 
@@ -58,7 +57,7 @@ class TableLayer(ABC):
       the caller's; F&O takes a request body (coerced here) or validated values plus the
       caller's company, and refuses a duplicate with a 500 *after* the steps, because number
       sequences and steps fill the key.
-    - The order inside :meth:`_prepare`: Dataverse derives columns, normalises
+    - The order around the pre-operation steps: Dataverse derives columns, normalises
       state/status and runs its write hooks before the steps, then checks required columns
       and alternate keys; F&O runs the steps first, then stores computed fields, checks
       filled fields and references and stamps read-only dates.
@@ -108,59 +107,44 @@ class TableLayer(ABC):
     ) -> StoredRecord:
         """A plug-in's write to a record: ``changes`` (stored values, read-only columns
         allowed) as the triggering write's principal, one level deeper, same tags."""
-        return self._modify(
+        return self._save(
             entity,
-            record,
             self._merge(entity, record, changes),
             frozenset(changes),
             context.principal,
+            existing=record,
             depth=context.depth + 1,
             tags=context.tags,
         )
 
-    def _insert(
+    def _save(
         self,
         entity: EntityDef,
         values: dict[str, Any],
         written: frozenset[str],
         principal: str,
         *,
+        existing: StoredRecord | None,
         depth: int,
         tags: frozenset[str],
     ) -> StoredRecord:
-        """Create the record ``values`` (complete, defaults applied); ``written`` names
-        what the caller wrote."""
-        context = PluginContext(entity, Op.CREATE, values, None, written, principal, depth, tags)
-        self._prepare(context)
-        key = self._new_key(context)
-        return self._write(context, key, self._label(entity, key, context.values))
-
-    def _modify(
-        self,
-        entity: EntityDef,
-        record: StoredRecord,
-        values: dict[str, Any],
-        written: frozenset[str],
-        principal: str,
-        *,
-        depth: int,
-        tags: frozenset[str],
-    ) -> StoredRecord:
-        """Store ``values`` (from :meth:`_merge`) over ``record``."""
-        context = PluginContext(entity, Op.UPDATE, values, record, written, principal, depth, tags)
-        self._prepare(context)
-        return self._write(context, record.key, self._label(entity, record.key, record.values))
-
-    def _prepare(self, context: PluginContext) -> None:
+        """Store the whole record ``values`` (a create when ``existing`` is ``None``, else
+        an update of it) through the pipeline; ``written`` names what the caller wrote.
+        Returns the record as stored now (post-operation steps may have changed it)."""
+        op = Op.CREATE if existing is None else Op.UPDATE
+        context = PluginContext(entity, op, values, existing, written, principal, depth, tags)
         self._before_steps(context)
         self.plugins.run(Stage.PRE_OPERATION, context)
         self._validate(context)
-
-    def _write(self, context: PluginContext, key: RecordKey, label: str) -> StoredRecord:
+        if existing is None:
+            key = self._new_key(context)
+            label = self._label(entity, key, context.values)
+        else:
+            key, label = existing.key, self._label(entity, existing.key, existing.values)
         record = self.plugins.write(
             self.store, context, key, changed=self._changed(context), label=label
         )
-        return self.store.get(context.entity.name, key) or record
+        return self.store.get(entity.name, key) or record
 
     def _changed(self, context: PluginContext) -> frozenset[str]:
         """The attributes the store reports as changed by this write."""

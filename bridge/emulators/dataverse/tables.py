@@ -182,7 +182,9 @@ class DataverseTables(TableLayer):
         values.update(writes.values)
         values[entity.primary_id] = record_id
         self._assign_autonumbers(entity, values)
-        return self._insert(entity, values, writes.written, principal, depth=depth, tags=tags)
+        return self._save(
+            entity, values, writes.written, principal, existing=None, depth=depth, tags=tags
+        )
 
     def update(
         self,
@@ -196,8 +198,8 @@ class DataverseTables(TableLayer):
     ) -> StoredRecord:
         """Apply ``writes`` to an existing record."""
         values = self._merge(entity, record, writes.values)
-        return self._modify(
-            entity, record, values, writes.written, principal, depth=depth, tags=tags
+        return self._save(
+            entity, values, writes.written, principal, existing=record, depth=depth, tags=tags
         )
 
     def seed(self, entity_name: str, values: Mapping[str, Any]) -> StoredRecord:

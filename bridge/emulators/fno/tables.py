@@ -172,7 +172,8 @@ class FnoTables(TableLayer):
             if is_empty(values.get(target)):
                 values[target] = values.get(source)
         self._number(entity, values)
-        return self._insert(entity, values, frozenset(given), principal, depth=depth, tags=tags)
+        written = frozenset(given)
+        return self._save(entity, values, written, principal, existing=None, depth=depth, tags=tags)
 
     def update(
         self,
@@ -200,8 +201,9 @@ class FnoTables(TableLayer):
     ) -> StoredRecord:
         """Merge (or replace with) validated values into a record; keys cannot change."""
         values = self._merge(entity, record, given, replace=replace)
-        return self._modify(
-            entity, record, values, frozenset(given), principal, depth=depth, tags=tags
+        written = frozenset(given)
+        return self._save(
+            entity, values, written, principal, existing=record, depth=depth, tags=tags
         )
 
     def _merge(
