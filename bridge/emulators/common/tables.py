@@ -52,11 +52,13 @@ class TableLayer(ABC):
 
     - Addressing (``get``): Dataverse by one GUID (or an alternate key), F&O by the full
       entity key including ``dataAreaId``.
-    - What a create starts from: Dataverse takes a parsed :class:`WriteSet` (binds resolved)
-      and refuses a taken id with 412 *before* any default or step runs, because the id is
-      the caller's; F&O takes a request body (coerced here) or validated values plus the
-      caller's company, and refuses a duplicate with a 500 *after* the steps, because number
-      sequences and steps fill the key.
+    - The public entry points and what a create starts from: Dataverse takes a parsed
+      ``WriteSet`` (binds resolved, ``written`` may name more than the values) and refuses a
+      taken id with 412 *before* any default or step runs, because the id is the caller's;
+      F&O takes a request body (``create``/``update``, coerced by ``FnoTables``) or validated
+      values (``insert``/``modify``, with the caller's company and PUT's replace), and
+      refuses a duplicate with a 500 *after* the steps, because number sequences and steps
+      fill the key.
     - The order around the pre-operation steps: Dataverse derives columns, normalises
       state/status and runs its write hooks before the steps, then checks required columns
       and alternate keys; F&O runs the steps first, then stores computed fields, checks
