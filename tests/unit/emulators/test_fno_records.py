@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from bridge.emulators.common.plugins import PluginContext, Stage
 from bridge.emulators.common.settings import EmulatorSettings
+from bridge.emulators.common.store import Op
 from bridge.emulators.fno.app import FnoEmulator
 from tests.unit.emulators.support import BRIDGE, FnoHarness, token_for
 
@@ -275,6 +277,41 @@ async def test_references_are_checked(fno: FnoHarness) -> None:
         json={"SalesOrderNumber": order["SalesOrderNumber"], "ProductNumber": "P-1"},
     )
     assert status == 201
+
+
+async def test_a_create_checks_every_reference_an_update_only_those_it_writes(
+    fno: FnoHarness,
+) -> None:
+    def invoice_to_missing_customer(context: PluginContext) -> None:
+        if context.values.get("SalesOrderName") == "bad invoice account":
+            context.values["InvoiceCustomerAccountNumber"] = "NOPE"
+
+    fno.emulator.tables.plugins.register(
+        "CDSSalesOrderHeaders", Stage.PRE_OPERATION, invoice_to_missing_customer, ops=[Op.CREATE]
+    )
+    await create_customer(fno, "C-1")
+    await create_customer(fno, "C-2")
+    status, body = await fno.json(
+        "POST",
+        "/data/CDSSalesOrderHeaders",
+        json={"OrderingCustomerAccountNumber": "C-1", "SalesOrderName": "bad invoice account"},
+    )
+    assert status == 400, body
+    assert "The value 'NOPE'" in body["error"]["innererror"]["message"]
+    _, order = await fno.json(
+        "POST",
+        "/data/CDSSalesOrderHeaders",
+        json={"OrderingCustomerAccountNumber": "C-1", "InvoiceCustomerAccountNumber": "C-2"},
+    )
+    assert (await fno.json("DELETE", "/data/CustomersV3(dataAreaId='usmf',CustomerAccount='C-2')"))[
+        0
+    ] == 204
+    address = f"/data/CDSSalesOrderHeaders(dataAreaId='usmf',SalesOrderNumber='{order['SalesOrderNumber']}')"
+    status, body = await fno.json("PATCH", address, json={"SalesOrderName": "renamed"})
+    assert status == 204, body
+    status, body = await fno.json("PATCH", address, json={"InvoiceCustomerAccountNumber": "C-2"})
+    assert status == 400
+    assert "The value 'C-2'" in body["error"]["innererror"]["message"]
 
 
 async def test_enum_and_datetime_keys(fno: FnoHarness) -> None:
