@@ -52,8 +52,6 @@ class Admin:
             )
             self._controls.connect(follower.put)
             lag = LagWatcher(self._settings, self._flows)
-            self._lag_task = asyncio.create_task(lag.run(), name="admin:lag")
-            stack.push_async_callback(self._stop_lag)
             if self._settings.admin.enabled:
                 context = AdminContext(
                     settings=self._settings,
@@ -66,6 +64,10 @@ class Admin:
                     probes={name: TargetProbe(c) for name, c in self._clients.items()},
                 )
                 await stack.enter_async_context(AdminServer(context))
+            # the watcher starts last: a port already taken then fails the start before
+            # the watcher opened any Kafka client it would have to abandon half-started
+            self._lag_task = asyncio.create_task(lag.run(), name="admin:lag")
+            stack.push_async_callback(self._stop_lag)
             self._stack = stack.pop_all()
         return self
 

@@ -89,6 +89,12 @@ async def run_demo(
         )
         await run_setup(settings)
         bridge = await start_bridge(settings)
+        if settings.admin.enabled:
+            admin = settings.admin
+            console.print(
+                f"status page: [link]http://{admin.host}:{admin.port}/[/link] "
+                "(pause a flow there, or run `bridge status` in another terminal)"
+            )
         changes: list[Change] = []
         sales, fno = user_clients(settings, policy)
         async with sales, fno:

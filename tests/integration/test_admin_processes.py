@@ -6,6 +6,7 @@ receives is read through its API."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,26 @@ async def test_a_pause_holds_in_every_apply_process(stack: Stack, tmp_path: Path
 
 async def _is(state: Any, wanted: str) -> bool:
     return bool(await state == wanted)
+
+
+async def test_an_admin_port_already_taken_stops_the_start_cleanly(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``bridge run`` whose admin port is taken exits with one line naming the port, and
+    leaves no Kafka client half-started behind it (aiokafka would report it unclosed)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = stack.settings.model_copy(update={"admin": AdminSettings(port=port)})
+        process = BridgeProcess(settings, tmp_path / "taken.log")
+        process.start()
+        assert process.process is not None
+        try:
+            returncode = await asyncio.to_thread(process.process.wait, 60)
+        finally:
+            process.stop()
+    output = (tmp_path / "taken.log").read_text()
+    assert returncode != 0, output
+    assert f"admin server cannot listen on 127.0.0.1:{port}" in output
+    assert "Unclosed" not in output and "Traceback" not in output, output
