@@ -334,11 +334,12 @@ class FnoTables(TableLayer):
             skipped = written is not None and reference.attribute not in written
             if skipped or is_empty(value):
                 continue
-            company = values.get("dataAreaId")
-            found = any(
-                r.values.get("dataAreaId") == company
-                and key_part(r.values.get(reference.target_attribute)) == key_part(value)
-                for r in self.store.records(reference.target)
+            # the index defined in __init__: (company, key) → records, not a table scan
+            index_value = _company_value(reference.target_attribute)(
+                {"dataAreaId": values.get("dataAreaId"), reference.target_attribute: value}
+            )
+            found = bool(
+                self.store.find(reference.target, f"ref:{reference.target_attribute}", index_value)
             )
             if not found:
                 detail = f"Warning: The value '{value}' in field '{reference.label}' is not found in the relating table '{reference.target}'."
