@@ -72,6 +72,18 @@ async def start_client(client: _Startable) -> None:
         raise
 
 
+async def start_clients(*clients: _Startable) -> None:
+    """Start ``clients`` in order; if one fails, stop all of them (those already started and
+    those created but never started, which aiokafka would otherwise report unclosed)."""
+    for index, client in enumerate(clients):
+        try:
+            await start_client(client)
+        except BaseException:
+            for other in clients[:index] + clients[index + 1 :]:
+                await stop_client(other)
+            raise
+
+
 async def stop_client(client: _Startable) -> None:
     """Stop a producer or consumer to the end even if the caller is cancelled meanwhile (a
     shutdown cancels a component's task while it is already closing): aiokafka closes its

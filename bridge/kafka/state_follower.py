@@ -24,7 +24,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import connection_options, start_client, stop_client
+from bridge.kafka.clients import connection_options, start_clients, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -57,16 +57,7 @@ class StateFollower:
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
-        try:
-            await start_client(self._consumer)
-        except BaseException:
-            await stop_client(self._producer)  # created, never started: close it all the same
-            raise
-        try:
-            await start_client(self._producer)
-        except BaseException:
-            await stop_client(self._consumer)
-            raise
+        await start_clients(self._consumer, self._producer)
         self._task = asyncio.create_task(self._follow(), name="state-follower")
         return self
 

@@ -36,7 +36,7 @@ from bridge.config import KafkaSettings
 from bridge.engine.flow import Flow
 from bridge.engine.stream import Partition, RebalanceListener, StreamRecord
 from bridge.errors import PublishFailed, TransientError
-from bridge.kafka.clients import connection_options, start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, start_clients, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -179,16 +179,7 @@ class KafkaVersionLog:
         )
 
     async def __aenter__(self) -> Self:
-        try:
-            await start_client(self._producer)
-        except BaseException:
-            await stop_client(self._reader)  # created, never started: close it all the same
-            raise
-        try:
-            await start_client(self._reader)
-        except BaseException:
-            await stop_client(self._producer)
-            raise
+        await start_clients(self._producer, self._reader)
         return self
 
     async def __aexit__(
