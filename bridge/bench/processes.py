@@ -63,6 +63,7 @@ class Started:
     log_path: Path
     log: IO[bytes]
     pid_file: Path
+    admin_port: int | None = None
     peak_mb: float = 0.0
 
     def sample_rss(self) -> float:
@@ -93,8 +94,15 @@ class ProcessSet:
     ) -> None:
         await asyncio.shield(asyncio.to_thread(self.stop_all))
 
-    def start(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> Started:
-        """Start ``python -m bridge <args>`` as ``name`` in a new process group."""
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        admin_port: int | None = None,
+    ) -> Started:
+        """Start ``python -m bridge <args>`` as ``name`` in a new process group (a bridge
+        process serving its admin API on ``admin_port``)."""
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("wb")
         full_env = {**os.environ, **self.env, **(env or {})}
@@ -107,7 +115,7 @@ class ProcessSet:
         )
         pid_file = self.run_dir / f"{name}.pid"
         pid_file.write_text(f"{process.pid}\n{' '.join(args)}\n")
-        started = Started(name, process, log_path, log, pid_file)
+        started = Started(name, process, log_path, log, pid_file, admin_port)
         self.started[name] = started
         return started
 

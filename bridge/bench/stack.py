@@ -63,8 +63,12 @@ class Stack:
 
     async def start_role(self, role: str) -> Started:
         """Start ``bridge run --role <role>`` and wait until it is ready (the receiver
-        answers, or the process has been alive long enough to join its groups)."""
-        started = self.processes.start(role, ["run", "--role", role], self.bridge_env())
+        answers, or the process has been alive long enough to join its groups). Each
+        process serves its admin API (``/metrics``) on a port of its own, so it collides
+        neither with another bench process nor with a bridge running on the default port."""
+        admin_port = free_port()
+        env = {**self.bridge_env(), "BRIDGE_ADMIN__PORT": str(admin_port)}
+        started = self.processes.start(role, ["run", "--role", role], env, admin_port)
         if role == "ingest":
             await wait_http(
                 f"http://127.0.0.1:{self.settings.webhook.port}/healthz",
