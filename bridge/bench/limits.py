@@ -47,7 +47,8 @@ async def throttled(bench: Bench) -> None:
         Figure(
             "throttled",
             f"backlog → emulator enforcing the limits: {samples.get(THROTTLED, 0):,.0f} answers 429, "
-            f"{len(failed) + dead} failed writes",
+            f"{dead + len(failed)} failed writes"
+            + ("" if settled >= size else f" ({size - settled} not applied in time)"),
             "changes/s",
             rate,
             allowed,
@@ -63,7 +64,8 @@ async def throttled(bench: Bench) -> None:
                 "answers_429": samples.get(THROTTLED, 0.0),
                 "answers_429_by_target": _by_label(samples, THROTTLED),
                 "retries": samples.get("bridge_http_retries_total", 0.0),
-                "failed_writes": len(failed) + dead,
+                "failed_writes": dead + (len(failed) if settled >= size else 0),
+                "finished": settled >= size,
                 "missing_or_different_in_target": len(failed),
                 "failed_examples": failed[:5],
                 "dead_letters": dead,

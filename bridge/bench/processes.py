@@ -80,6 +80,8 @@ class ProcessSet:
 
     run_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    profile: frozenset[str] = frozenset()
+    """Names of processes to run under cProfile (``<run dir>/<name>.prof``)."""
     started: dict[str, Started] = field(default_factory=dict)
 
     async def __aenter__(self) -> Self:
@@ -106,8 +108,12 @@ class ProcessSet:
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("wb")
         full_env = {**os.environ, **self.env, **(env or {})}
+        profiler: list[str] = []
+        if name in self.profile:
+            # cProfile writes its file when the process exits on SIGTERM (a clean shutdown)
+            profiler = ["-m", "cProfile", "-o", str(self.run_dir / f"{name}.prof")]
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-m", "bridge", *args],
+            [sys.executable, *profiler, "-m", "bridge", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,

@@ -1,7 +1,7 @@
 """The apply scenario's reference: the calls the bridge makes for a backlog of new accounts,
 made directly against the emulators, with no Kafka and no engine in between.
 
-For each first change of an account the bridge makes, in this order (see docs/architecture.md,
+For each first change of an account the bridge makes (see docs/architecture.md,
 "Apply"): the engine's confirmation read of the record in Sales (one GET by its id, since
 it is the first change of the record this flow applies), a read of the F&O customer (gathered
 into ``$filter`` queries of up to ``BRIDGE_BULK__MAX_READS`` keys), and its create (one change
@@ -83,12 +83,14 @@ async def direct_calls(
     writes = [_renamed(write) for write in expected_writes(stack, codec, messages)]
     ids = [codec.decode(value).source.record_id for _, value in messages]
     async with stack.user_client("sales") as sales, stack.user_client("fno") as fno:
+        # the reads run after the writes, so they search a table as full as the bridge's
+        # (reading a key that exists costs the service what reading an absent one does)
         phases = [
             await _timed("source reads", in_flight, ids, 1, lambda i: _get(sales, i)),
-            await _timed("target reads", in_flight, writes, sizes.reads, lambda w: _find(fno, w)),
             await _timed(
                 "target writes", in_flight, writes, sizes.writes, lambda w: _batch(fno, w)
             ),
+            await _timed("target reads", in_flight, writes, sizes.reads, lambda w: _find(fno, w)),
         ]
     seconds = sum(p.seconds for p in phases)
     details = {p.name: p.as_dict() for p in phases} | {
@@ -137,8 +139,8 @@ async def _find(fno: ApiClient, writes: Sequence[TargetWrite]) -> None:
         for w in writes
     )
     body = await fno.get_json(writes[0].entity_set, params=CROSS_COMPANY | {"$filter": clause})
-    if body.get("value"):
-        raise BenchError("reference: a customer the reference is about to create exists")
+    if len(body.get("value", [])) != len(writes):
+        raise BenchError(f"reference: {len(body.get('value', []))} of {len(writes)} customers read")
 
 
 async def _batch(fno: ApiClient, writes: Sequence[TargetWrite]) -> None:

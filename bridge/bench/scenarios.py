@@ -67,7 +67,13 @@ class Bench:
     def stack(self, name: str, emulator_env: dict[str, str] | None = None) -> Any:
         """A fresh local stack for one scenario."""
         env = emulator_env if emulator_env is not None else self.settings.unthrottled_emulator_env
-        return open_stack(name, self.run_dir, self.settings.start_timeout_seconds, env)
+        return open_stack(
+            name,
+            self.run_dir,
+            self.settings.start_timeout_seconds,
+            env,
+            frozenset(self.settings.profile),
+        )
 
     async def template(self, stack: Stack) -> Notification:
         """The captured notification, captured on ``stack`` if not yet."""

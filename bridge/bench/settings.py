@@ -44,6 +44,9 @@ class BenchSettings(BaseSettings):
     rss_backlog: int = Field(default=1_000_000, ge=1)
     rss_seconds: float = Field(default=60.0, gt=0)
     start_timeout_seconds: float = Field(default=60.0, gt=0)
+    profile: tuple[str, ...] = ()
+    """Processes to run under cProfile (``emulator``, ``apply``, ``ingest``): each writes
+    ``<run dir>/<scenario>/<name>.prof`` when stopped (``python -m pstats`` reads it)."""
 
     def quick(self) -> BenchSettings:
         """The same scenarios at smoke-test sizes (a minute or two)."""

@@ -95,9 +95,14 @@ class Stack:
 
 @asynccontextmanager
 async def open_stack(
-    name: str, run_dir: Path, wait_seconds: float, emulator_env: Mapping[str, str] | None = None
+    name: str,
+    run_dir: Path,
+    wait_seconds: float,
+    emulator_env: Mapping[str, str] | None = None,
+    profile: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Stack]:
-    """Start the emulators for one scenario; stop every process of it on exit."""
+    """Start the emulators for one scenario; stop every process of it on exit. Processes
+    named in ``profile`` run under cProfile."""
     unique = f"bench{uuid.uuid4().hex[:8]}"
     sales_port, fno_port = free_port(), free_port()
     base = Settings()
@@ -111,7 +116,7 @@ async def open_stack(
         log=LogSettings(level="WARNING", format="json"),
     )
     async with AsyncExitStack() as exits:
-        processes = await exits.enter_async_context(ProcessSet(run_dir / name))
+        processes = await exits.enter_async_context(ProcessSet(run_dir / name, profile=profile))
         processes.start(
             "emulator",
             ["emulate", "--sales-port", str(sales_port), "--fno-port", str(fno_port)],
