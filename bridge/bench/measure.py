@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from bridge.bench.processes import BenchError, Started
 from bridge.bench.stack import Stack
 from bridge.kafka.ops import open_kafka
 
@@ -108,16 +112,38 @@ async def fno_totals(stack: Stack) -> dict[str, int]:
     return {k: int(v) for k, v in totals.items() if isinstance(v, int)}
 
 
-async def customers(stack: Stack, pattern: str) -> dict[str, dict[str, Any]]:
-    """F&O customers whose account matches ``pattern`` (F&O ``*`` wildcard), by account."""
+async def customers(
+    stack: Stack, pattern: str, fields: Sequence[str] = ("OrganizationName", "CreditLimit")
+) -> dict[str, dict[str, Any]]:
+    """F&O customers whose account matches ``pattern`` (F&O ``*`` wildcard), by account,
+    with ``fields``."""
     rows: dict[str, dict[str, Any]] = {}
     params = {
         "cross-company": "true",
         "$filter": f"CustomerAccount eq '{pattern}'",
-        "$select": "CustomerAccount,OrganizationName,CreditLimit",
+        "$select": ",".join(sorted({"CustomerAccount", *fields})),
     }
     async with stack.user_client("fno") as fno:
         async for page in fno.pages("CustomersV3", params=params):
             for row in page.get("value", []):
                 rows[row["CustomerAccount"]] = row
     return rows
+
+
+async def process_metrics(started: Started) -> dict[str, float]:
+    """A bridge process's Prometheus samples from its admin API's ``/metrics``, summed over
+    labels by sample name (``bridge_http_throttled_total``: 429s from every target) and kept
+    per label set too (``bridge_http_throttled_total{target="fno"}``)."""
+    if started.admin_port is None:
+        raise BenchError(f"{started.name} serves no admin API")
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        response = await client.get(f"http://127.0.0.1:{started.admin_port}/metrics")
+    response.raise_for_status()
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples[sample.name] = samples.get(sample.name, 0.0) + sample.value
+            if sample.labels:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                samples[f"{sample.name}{{{labels}}}"] = sample.value
+    return samples

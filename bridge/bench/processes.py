@@ -63,6 +63,7 @@ class Started:
     log_path: Path
     log: IO[bytes]
     pid_file: Path
+    admin_port: int | None = None
     peak_mb: float = 0.0
 
     def sample_rss(self) -> float:
@@ -79,6 +80,8 @@ class ProcessSet:
 
     run_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    profile: frozenset[str] = frozenset()
+    """Names of processes to run under cProfile (``<run dir>/<name>.prof``)."""
     started: dict[str, Started] = field(default_factory=dict)
 
     async def __aenter__(self) -> Self:
@@ -93,13 +96,24 @@ class ProcessSet:
     ) -> None:
         await asyncio.shield(asyncio.to_thread(self.stop_all))
 
-    def start(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> Started:
-        """Start ``python -m bridge <args>`` as ``name`` in a new process group."""
+    def start(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str] | None = None,
+        admin_port: int | None = None,
+    ) -> Started:
+        """Start ``python -m bridge <args>`` as ``name`` in a new process group (a bridge
+        process serving its admin API on ``admin_port``)."""
         log_path = self.run_dir / f"{name}.log"
         log = log_path.open("wb")
         full_env = {**os.environ, **self.env, **(env or {})}
+        profiler: list[str] = []
+        if name in self.profile:
+            # cProfile writes its file when the process exits on SIGTERM (a clean shutdown)
+            profiler = ["-m", "cProfile", "-o", str(self.run_dir / f"{name}.prof")]
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [sys.executable, "-m", "bridge", *args],
+            [sys.executable, *profiler, "-m", "bridge", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=full_env,
@@ -107,7 +121,7 @@ class ProcessSet:
         )
         pid_file = self.run_dir / f"{name}.pid"
         pid_file.write_text(f"{process.pid}\n{' '.join(args)}\n")
-        started = Started(name, process, log_path, log, pid_file)
+        started = Started(name, process, log_path, log, pid_file, admin_port)
         self.started[name] = started
         return started
 

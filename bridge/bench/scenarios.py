@@ -16,7 +16,6 @@ import aiohttp
 from rich.console import Console
 
 from bridge.bench.load import (
-    Message,
     Notification,
     capture_notification,
     consume,
@@ -33,13 +32,11 @@ from bridge.bench.measure import (
     fno_totals,
     follow,
 )
+from bridge.bench.reference import direct_calls
 from bridge.bench.settings import BenchSettings
 from bridge.bench.stack import Stack, open_stack, require
 from bridge.contract.codec import EventCodec
-from bridge.engine.flow import all_templates
 from bridge.kafka.topics import ensure_topics
-from bridge.mapping.engine import map_event
-from bridge.mapping.writes import MappingContext
 from bridge.ops.commands import backfill_flow, replay_from
 
 
@@ -70,7 +67,13 @@ class Bench:
     def stack(self, name: str, emulator_env: dict[str, str] | None = None) -> Any:
         """A fresh local stack for one scenario."""
         env = emulator_env if emulator_env is not None else self.settings.unthrottled_emulator_env
-        return open_stack(name, self.run_dir, self.settings.start_timeout_seconds, env)
+        return open_stack(
+            name,
+            self.run_dir,
+            self.settings.start_timeout_seconds,
+            env,
+            frozenset(self.settings.profile),
+        )
 
     async def template(self, stack: Stack) -> Notification:
         """The captured notification, captured on ``stack`` if not yet."""
@@ -185,10 +188,12 @@ async def apply_backlog(bench: Bench) -> None:
         template = await bench.template(stack)
         await ensure_topics(stack.settings.kafka, [stack.flow])
         messages = encode_events(template, records, bench.codec)
-        reference = await direct_writes(bench, stack, messages)
+        in_flight = bench.settings.reference_concurrency
+        reference, calls = await direct_calls(stack, bench.codec, messages, in_flight)
+        bench.timeline.rate("direct calls", time.monotonic(), reference)
         since = datetime.now(UTC)
         await produce(stack.settings.kafka, stack.flow.topic, messages)
-        rate, applied = await drain(bench, stack, "apply", size, bench.settings.apply_seconds)
+        rate, applied, _ = await drain(bench, stack, "apply", size, bench.settings.apply_seconds)
         visible = await customers(stack, "A*")
         bench.unthrottled_apply = rate
         bench.add(
@@ -198,10 +203,16 @@ async def apply_backlog(bench: Bench) -> None:
                 "changes/s",
                 rate,
                 reference,
-                f"the emulator's capacity for the same writes made directly "
-                f"(single POSTs, {bench.settings.reference_concurrency} at a time)",
+                f"the emulators' capacity for the bridge's calls made directly: a Sales GET per "
+                f"record, F&O $filter reads of {calls['records_per_read']} keys, $batch of "
+                f"{calls['change_sets_per_batch']} change sets; {in_flight} calls at a time",
                 "≥ 10,000/s",
-                {"events": size, "settled": applied, "visible_in_target": len(visible)},
+                {
+                    "events": size,
+                    "settled": applied,
+                    "visible_in_target": len(visible),
+                    "reference_calls": calls,
+                },
             )
         )
         require(len(visible) == size, f"apply: {len(visible)} of {size} customers in F&O")
@@ -213,35 +224,12 @@ async def apply_backlog(bench: Bench) -> None:
         bench.peaks["emulator apply"] = stack.processes.started["emulator"].sample_rss()
 
 
-async def direct_writes(bench: Bench, stack: Stack, messages: list[Message]) -> float:
-    """Write what the bridge would write for each event straight to F&O (under other
-    account numbers, so the bridge's writes still create); return writes/s."""
-    template = all_templates(stack.settings)["accounts"]
-    bodies = []
-    for _, value in messages:
-        write = map_event(template, bench.codec.decode(value), MappingContext("usmf")).writes[0]
-        body = dict(write.body)
-        body["CustomerAccount"] = body["PartyNumber"] = f"R{body['CustomerAccount']}"
-        bodies.append(body)
-    limit = asyncio.Semaphore(bench.settings.reference_concurrency)
-    async with stack.user_client("fno") as fno:
-
-        async def one(body: dict[str, Any]) -> None:
-            async with limit:
-                await fno.request("POST", template.target.entity_set, json=body)
-
-        started = time.monotonic()
-        await asyncio.gather(*(one(body) for body in bodies))
-        seconds = time.monotonic() - started
-    bench.timeline.rate("direct writes", time.monotonic(), len(bodies) / seconds)
-    return len(bodies) / seconds
-
-
 async def drain(
     bench: Bench, stack: Stack, series: str, goal_events: int, seconds: float
-) -> tuple[float, int]:
+) -> tuple[float, int, float]:
     """Start an apply process and follow the flow's committed offsets until ``goal_events``
-    more are settled or ``seconds`` pass; return (events/s, events settled)."""
+    more are settled or ``seconds`` pass; return (events/s, events settled, seconds from the
+    first commit to the last)."""
     committed, _ = await committed_total(stack)
     process = await stack.start_role("apply")
 
@@ -258,7 +246,7 @@ async def drain(
         stack.processes.check_alive,
     )
     bench.peaks[series] = process.peak_mb
-    return (settled / elapsed if elapsed else None) or 0.0, settled
+    return (settled / elapsed if elapsed else None) or 0.0, settled, elapsed
 
 
 async def replay(
@@ -275,7 +263,7 @@ async def replay(
     _, read_seconds = await consume(
         stack.settings.kafka, stack.flow.topic, size, stack.wait_seconds
     )
-    rate, settled = await drain(bench, stack, "replay", size, bench.settings.apply_seconds)
+    rate, settled, _ = await drain(bench, stack, "replay", size, bench.settings.apply_seconds)
     stack.processes.stop("apply")
     writes_after = await fno_totals(stack)
     after = await customers(stack, "A*")

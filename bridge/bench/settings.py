@@ -29,12 +29,13 @@ class BenchSettings(BaseSettings):
     e2e_seconds: float = Field(default=10.0, gt=0)
     e2e_drain_seconds: float = Field(default=60.0, gt=0)
     e2e_samples: int = Field(default=500, ge=1)
-    throttled_events: int = Field(default=3_000, ge=1)
-    throttled_seconds: float = Field(default=90.0, gt=0)
+    throttled_events: int = Field(default=15_000, ge=1)
+    throttled_seconds: float = Field(default=240.0, gt=0)
     throttled_emulator_env: dict[str, str] = Field(
         default_factory=lambda: {
             "BRIDGE_EMULATOR__LIMITS_ENABLED": "true",
-            "BRIDGE_EMULATOR__LIMITS_TIME_SCALE": "0.02",
+            # a 30 s window: 6,000 requests per user, 200/s in the long run (see ceiling())
+            "BRIDGE_EMULATOR__LIMITS_TIME_SCALE": "0.1",
         }
     )
     unthrottled_emulator_env: dict[str, str] = Field(
@@ -43,6 +44,9 @@ class BenchSettings(BaseSettings):
     rss_backlog: int = Field(default=1_000_000, ge=1)
     rss_seconds: float = Field(default=60.0, gt=0)
     start_timeout_seconds: float = Field(default=60.0, gt=0)
+    profile: tuple[str, ...] = ()
+    """Processes to run under cProfile (``emulator``, ``apply``, ``ingest``): each writes
+    ``<run dir>/<scenario>/<name>.prof`` when stopped (``python -m pstats`` reads it)."""
 
     def quick(self) -> BenchSettings:
         """The same scenarios at smoke-test sizes (a minute or two)."""

@@ -63,8 +63,12 @@ class Stack:
 
     async def start_role(self, role: str) -> Started:
         """Start ``bridge run --role <role>`` and wait until it is ready (the receiver
-        answers, or the process has been alive long enough to join its groups)."""
-        started = self.processes.start(role, ["run", "--role", role], self.bridge_env())
+        answers, or the process has been alive long enough to join its groups). Each
+        process serves its admin API (``/metrics``) on a port of its own, so it collides
+        neither with another bench process nor with a bridge running on the default port."""
+        admin_port = free_port()
+        env = {**self.bridge_env(), "BRIDGE_ADMIN__PORT": str(admin_port)}
+        started = self.processes.start(role, ["run", "--role", role], env, admin_port)
         if role == "ingest":
             await wait_http(
                 f"http://127.0.0.1:{self.settings.webhook.port}/healthz",
@@ -91,9 +95,14 @@ class Stack:
 
 @asynccontextmanager
 async def open_stack(
-    name: str, run_dir: Path, wait_seconds: float, emulator_env: Mapping[str, str] | None = None
+    name: str,
+    run_dir: Path,
+    wait_seconds: float,
+    emulator_env: Mapping[str, str] | None = None,
+    profile: frozenset[str] = frozenset(),
 ) -> AsyncIterator[Stack]:
-    """Start the emulators for one scenario; stop every process of it on exit."""
+    """Start the emulators for one scenario; stop every process of it on exit. Processes
+    named in ``profile`` run under cProfile."""
     unique = f"bench{uuid.uuid4().hex[:8]}"
     sales_port, fno_port = free_port(), free_port()
     base = Settings()
@@ -107,7 +116,7 @@ async def open_stack(
         log=LogSettings(level="WARNING", format="json"),
     )
     async with AsyncExitStack() as exits:
-        processes = await exits.enter_async_context(ProcessSet(run_dir / name))
+        processes = await exits.enter_async_context(ProcessSet(run_dir / name, profile=profile))
         processes.start(
             "emulator",
             ["emulate", "--sales-port", str(sales_port), "--fno-port", str(fno_port)],

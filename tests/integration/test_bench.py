@@ -53,5 +53,10 @@ def test_quick_bench_reports_every_scenario_beside_its_reference(
     details = {f["scenario"]: f["details"] for f in document["figures"]}
     assert details["replay"]["target_writes_during_replay"] == 0
     assert details["apply"]["visible_in_target"] == details["apply"]["events"]
+    throttled = details["throttled"]
+    assert throttled["failed_writes"] == 0, throttled["failed_examples"]
+    assert throttled["missing_or_different_in_target"] == 0
+    assert throttled["answers_429"] >= 0  # read from the apply process's /metrics
+    assert throttled["ceiling"]["ceiling_records_per_s"] > 0
     assert (tmp_path / "latest.png").stat().st_size > 0
     assert not list(tmp_path.glob("runs/*/*.pid")), "a started process was left running"

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
 
@@ -44,6 +44,7 @@ from bridge.emulators.fno.tables import (
     key_part,
     odata_error,
 )
+from bridge.emulators.odata.ast import Binary, Literal, Node, Prop
 from bridge.emulators.odata.batch import (
     BatchOperation,
     ChangeSet,
@@ -52,7 +53,7 @@ from bridge.emulators.odata.batch import (
     run_batch,
 )
 from bridge.emulators.odata.csdl import csdl
-from bridge.emulators.odata.entities import EntityDef
+from bridge.emulators.odata.entities import EntityDef, FieldKind
 from bridge.emulators.odata.filter import FNO
 from bridge.emulators.odata.keys import Segment, split_path
 from bridge.emulators.odata.query import (
@@ -172,11 +173,29 @@ class FnoApi:
             return rows
         return [r for r in rows if r.values.get("dataAreaId") == self.default_company]
 
+    def _candidates(
+        self, request: ApiRequest, entity: EntityDef, node: Node | None
+    ) -> list[StoredRecord]:
+        """The visible rows that can pass ``node``: when it only names full keys
+        (``(k1 eq 'a' and k2 eq 'b') or ...``, as a client reading many records by key
+        sends), the rows at those keys, read from the key index as a real F&O's SQL would;
+        otherwise every visible row. The filter is still applied to what this returns."""
+        text_keys = all(entity.fields[k].kind is FieldKind.STRING for k in entity.keys)
+        pinned = _key_lookups(node, entity.keys) if text_keys else None
+        if pinned is None:
+            return self._visible(request, entity)
+        found = {id(r): r for v in pinned if (r := self.tables.get(entity, v)) is not None}
+        if _cross_company(request):
+            return list(found.values())
+        return [r for r in found.values() if r.values.get("dataAreaId") == self.default_company]
+
     def _query(self, request: ApiRequest, entity: EntityDef) -> ApiResponse:
         options = self._options(request, entity)
         self._check_expand(entity, options.expand)
         resolve = self._resolver(entity)
-        rows = filter_rows(self._visible(request, entity), options.filter, resolve, FNO)
+        rows = filter_rows(
+            self._candidates(request, entity, options.filter), options.filter, resolve, FNO
+        )
         rows = order_rows(rows, options.orderby or [(k, False) for k in entity.keys], resolve)
         body: dict[str, Any] = {
             "@odata.context": context_url(request.service_root, entity, options.select, False)
@@ -348,3 +367,29 @@ class FnoApi:
             content_ids=refs,
         )
         return self.dispatch(part)
+
+
+def _key_lookups(node: Node | None, keys: Sequence[str]) -> list[dict[str, str]] | None:
+    """The key values each ``or`` branch of ``node`` pins with ``eq`` on text literals
+    (every key, nothing else, no wildcard), or ``None`` when the filter is anything else."""
+    if isinstance(node, Binary) and node.op == "or":
+        left, right = _key_lookups(node.left, keys), _key_lookups(node.right, keys)
+        return None if left is None or right is None else left + right
+    pinned: dict[str, str] = {}
+    if node is None or not _pins(node, pinned) or set(pinned) != set(keys):
+        return None
+    return [pinned]
+
+
+def _pins(node: Node, pinned: dict[str, str]) -> bool:
+    if not isinstance(node, Binary):
+        return False
+    if node.op == "and":
+        return _pins(node.left, pinned) and _pins(node.right, pinned)
+    if node.op != "eq" or not isinstance(node.left, Prop) or not isinstance(node.right, Literal):
+        return False
+    value = node.right.value
+    if not isinstance(value, str) or "*" in value or node.left.name in pinned:
+        return False
+    pinned[node.left.name] = value
+    return True

@@ -179,3 +179,34 @@ async def test_service_document_and_metadata(fno: FnoHarness) -> None:
         '<EnumType Name="NoYes"><Member Name="No" Value="0" /><Member Name="Yes" Value="1" /></EnumType>'
         in text
     )
+
+
+async def test_a_filter_of_full_keys_answers_as_a_scan_would(fno: FnoHarness) -> None:
+    # keyed reads ((dataAreaId eq .. and CustomerAccount eq ..) or ...) come from the key index;
+    # the same filter with a wildcard branch that matches nothing is answered by a scan
+    await seed(fno, 4)
+    status, _ = await fno.json(
+        "POST",
+        "/data/CustomersV3",
+        json={"CustomerAccount": "C-001", "CustomerGroupId": "10", "dataAreaId": "demf"},
+    )
+    assert status == 201
+    keyed = (
+        "(dataAreaId eq 'USMF' and CustomerAccount eq 'c-001') or "
+        "(CustomerAccount eq 'C-001' and dataAreaId eq 'demf') or "
+        "(dataAreaId eq 'usmf' and CustomerAccount eq 'C-003') or "
+        "(dataAreaId eq 'usmf' and CustomerAccount eq 'C-999')"
+    )
+    for cross_company, expected in (
+        ("&cross-company=true", {("usmf", "C-001"), ("demf", "C-001"), ("usmf", "C-003")}),
+        ("", {("usmf", "C-001"), ("usmf", "C-003")}),
+    ):
+        answers = []
+        for text in (keyed, keyed + " or CustomerAccount eq 'ZZ*'"):
+            status, body = await fno.json(
+                "GET", f"/data/CustomersV3?$filter={text}{cross_company}&$orderby=dataAreaId"
+            )
+            assert status == 200
+            answers.append([(r["dataAreaId"], r["CustomerAccount"]) for r in body["value"]])
+        assert answers[0] == answers[1]
+        assert set(answers[0]) == expected
