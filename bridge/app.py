@@ -56,6 +56,7 @@ from bridge.kafka.topics import ensure_topics
 from bridge.mapping.template import Template
 from bridge.setup import register_push
 from bridge.sinks.base import Sink
+from bridge.sinks.batching import BatchedReads
 from bridge.sources.base import Sources
 from bridge.sources.receiver import WebhookReceiver
 
@@ -223,8 +224,14 @@ async def run_bridge(
                 tasks.create_task(run_for_leader(settings, work))
             if role in ("apply", "all"):
                 metadata = DataverseMetadata(sales)
+                # the engine confirms many first changes at once (a backlog): gathered
+                source_reads = BatchedReads(sales, settings.bulk)
+                stack.push_async_callback(source_reads.aclose)
                 sources = Sources(
-                    {System.SALES: DataverseSource(reader), System.FNO: FnoSource(fno_reader)}
+                    {
+                        System.SALES: DataverseSource(reader, source_reads),
+                        System.FNO: FnoSource(fno_reader),
+                    }
                 )
                 context = FlowContext(
                     identities=await resolve_identities(reader, fno),

@@ -11,16 +11,23 @@ from bridge.config import CompanySettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.envelope import Capture, ChangeEvent
 from bridge.dataverse.reader import DataverseReader
+from bridge.dataverse.records import normalize_web_api_record
+from bridge.http.odata import Guid
+from bridge.sinks.batching import Address, BatchedReads
 from bridge.sources.base import entity_of, snapshot
 
 BUSINESS_UNIT = "_owningbusinessunit_value"
 
 
 class DataverseSource:
-    """:class:`~bridge.sources.base.SourceSystem` of Dataverse."""
+    """:class:`~bridge.sources.base.SourceSystem` of Dataverse.
 
-    def __init__(self, reader: DataverseReader) -> None:
+    With ``reads``, the records the engine confirms at the same moment (every first change
+    of a backlog) are read in one ``$filter`` query per table instead of one GET each."""
+
+    def __init__(self, reader: DataverseReader, reads: BatchedReads | None = None) -> None:
         self._reader = reader
+        self._reads = reads
 
     def snapshot(
         self,
@@ -48,7 +55,17 @@ class DataverseSource:
     async def current(self, event: ChangeEvent) -> ChangeEvent | None:
         """The record by its GUID, as Dataverse holds it now."""
         entity = entity_of(event)
-        record = await self._reader.read(entity, event.source.record_id)
+        record_id = event.source.record_id
+        if self._reads is None or not entity.id_attribute:
+            record = await self._reader.read(entity, record_id)
+        else:
+            address = Address(
+                entity.entity_set,
+                {entity.id_attribute: Guid(record_id)},
+                f"{entity.entity_set}({record_id})",
+            )
+            raw = await self._reads.read(address)
+            record = None if raw is None else normalize_web_api_record(raw)
         return None if record is None else self.snapshot(entity, record)
 
     async def children(

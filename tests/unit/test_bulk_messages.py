@@ -40,7 +40,7 @@ UPDATE_MULTIPLE = "/accounts/Microsoft.Dynamics.CRM.UpdateMultiple"
 
 @pytest.fixture
 async def emulators() -> AsyncIterator[Emulators]:
-    settings = EmulatorSettings(fno_data_change_business_events=False)
+    settings = EmulatorSettings()
     async with Emulators(settings, sales_port=0, fno_port=0) as running:
         yield running
 

@@ -57,7 +57,7 @@ class Systems:
 
 @pytest.fixture
 async def systems() -> AsyncIterator[Systems]:
-    settings = EmulatorSettings(fno_data_change_business_events=False)
+    settings = EmulatorSettings()
     async with Emulators(settings, sales_port=0, fno_port=0) as emulators:
         yield Systems(emulators, settings)
 
@@ -244,3 +244,41 @@ async def test_under_bulk_writes_each_record_ends_at_its_newest_version_never_tw
             if line.startswith("PATCH ")
         )
         assert all(n == 1 for n in keys.values()), f"two versions of one record in one call: {keys}"
+
+
+async def test_source_confirmations_in_flight_together_are_one_query(systems: Systems) -> None:
+    """The engine confirms every first change of a backlog against Sales; gathered, 30
+    records cost a query or two, each caller gets its own record as Sales holds it now, and
+    a record deleted meanwhile is None."""
+    from bridge.contract.catalog import source_entity
+    from bridge.contract.envelope import Capture, System
+    from bridge.dataverse.reader import DataverseReader
+    from bridge.dataverse.source import DataverseSource
+    from bridge.sinks.batching import BatchedReads
+
+    account = source_entity(System.SALES, "account")
+    settings = SalesSettings(base_url=systems.emulators.sales_url)
+    recorder = Recorder()
+    async with ApiClient(settings, settings.api_path, POLICY, transport=recorder) as client:
+        ids = []
+        for n in range(30):
+            response = await client.request("POST", "accounts", json={"name": f"Gathered {n}"})
+            ids.append(response.headers["OData-EntityId"].rsplit("(", 1)[1].rstrip(")"))
+        await client.request("DELETE", f"accounts({ids[7]})")
+        reader = DataverseReader(client)
+        events = [
+            DataverseSource(reader).snapshot(
+                account, {"accountid": i, "name": "stale"}, capture=Capture.POLL
+            )
+            for i in ids
+        ]
+        reads = BatchedReads(client, BulkSettings())
+        source = DataverseSource(reader, reads)
+        recorder.requests.clear()
+        current = await asyncio.gather(*(source.current(e) for e in events))
+        await reads.aclose()
+    assert current[7] is None
+    names = [c.after["name"] if c and c.after else None for c in current]
+    assert names == [None if n == 7 else f"Gathered {n}" for n in range(30)]
+    assert all(c.source.record_version for i, c in enumerate(current) if c and i != 7)
+    assert recorder.count("GET") <= 2
