@@ -178,3 +178,21 @@ async def test_write_only_attribute_is_never_returned(sales: SalesHarness) -> No
     assert listed["value"][0]["url"] == "http://127.0.0.1:9/x"
     status, _ = await sales.json("GET", f"{API}/serviceendpoints?$select=authvalue")
     assert status == 400
+
+
+async def test_a_filter_of_primary_ids_answers_as_a_scan_would(sales: SalesHarness) -> None:
+    # reads by id (accountid eq <guid> or ...) come from the store by key; the same filter
+    # with a branch that matches nothing is answered by a scan: the answers must be equal
+    ids = await seed_accounts(sales, 6)
+    missing = "00000000-0000-0000-0000-0000000000aa"
+    status, _ = await sales.json("DELETE", f"{API}/accounts({ids[4]})")
+    assert status == 204
+    by_id = " or ".join(f"accountid eq {i}" for i in (ids[3], ids[0].upper(), ids[4], missing))
+    answers = []
+    for text in (by_id, by_id + " or name eq 'nobody'"):
+        status, body = await sales.json(
+            "GET", f"{API}/accounts?$select=name&$filter={text}&$orderby=name desc"
+        )
+        assert status == 200, body
+        answers.append([row["name"] for row in body["value"]])
+    assert answers[0] == answers[1] == ["Account 03", "Account 00"]
