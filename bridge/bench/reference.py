@@ -2,8 +2,9 @@
 made directly against the emulators, with no Kafka and no engine in between.
 
 For each first change of an account the bridge makes (see docs/architecture.md,
-"Apply"): the engine's confirmation read of the record in Sales (one GET by its id, since
-it is the first change of the record this flow applies), a read of the F&O customer (gathered
+"Apply"): the engine's confirmation read of the record in Sales (it is the first change of
+the record this flow applies; gathered into ``$filter`` queries of ids like the target reads),
+a read of the F&O customer (gathered
 into ``$filter`` queries of up to ``BRIDGE_BULK__MAX_READS`` keys), and its create (one change
 set of a gathered ``$batch`` of up to ``BRIDGE_BULK__MAX_WRITES`` change sets). A gathered call
 never holds more records than the engine has in flight (``BRIDGE_FLOWS__APPLY_CONCURRENCY``),
@@ -86,7 +87,7 @@ async def direct_calls(
         # the reads run after the writes, so they search a table as full as the bridge's
         # (reading a key that exists costs the service what reading an absent one does)
         phases = [
-            await _timed("source reads", in_flight, ids, 1, lambda i: _get(sales, i)),
+            await _timed("source reads", in_flight, ids, sizes.reads, lambda i: _get(sales, i)),
             await _timed(
                 "target writes", in_flight, writes, sizes.writes, lambda w: _batch(fno, w)
             ),
@@ -129,8 +130,10 @@ async def _timed(
 
 
 async def _get(sales: ApiClient, ids: Sequence[str]) -> None:
-    for record_id in ids:
-        await sales.get_json(f"accounts({record_id})")
+    clause = " or ".join(f"accountid eq {record_id}" for record_id in ids)
+    body = await sales.get_json("accounts", params={"$filter": clause})
+    if len(body.get("value", [])) != len(ids):
+        raise BenchError(f"reference: {len(body.get('value', []))} of {len(ids)} accounts read")
 
 
 async def _find(fno: ApiClient, writes: Sequence[TargetWrite]) -> None:

@@ -203,8 +203,8 @@ async def apply_backlog(bench: Bench) -> None:
                 "changes/s",
                 rate,
                 reference,
-                f"the emulators' capacity for the bridge's calls made directly: a Sales GET per "
-                f"record, F&O $filter reads of {calls['records_per_read']} keys, $batch of "
+                f"the emulators' capacity for the bridge's calls made directly: Sales and F&O "
+                f"$filter reads of {calls['records_per_read']} keys, $batch of "
                 f"{calls['change_sets_per_batch']} change sets; {in_flight} calls at a time",
                 "≥ 10,000/s",
                 {
