@@ -87,13 +87,14 @@ def emulator_settings(env: dict[str, str]) -> EmulatorSettings:
 def ceiling(emulator: EmulatorSettings, stack: Stack, records: int) -> dict[str, Any]:
     """The rate at which the emulator's limits let the bridge apply ``records`` new accounts.
 
-    Per record the bridge makes one Dataverse GET (the engine confirms a record's first
-    change against the source: one record per call), a share of an F&O ``$filter`` read
-    (``reads`` records per call, one operation) and one F&O create (a change set of a
-    ``$batch``, one operation). Each limit admits ``limit`` units per sliding window (scaled):
+    Per record the bridge makes a share of a Dataverse ``$filter`` read (the engine confirms
+    a record's first change against the source, ``reads`` records per query), a share of an
+    F&O ``$filter`` read (``reads`` records per call, one operation) and one F&O create (a
+    change set of a ``$batch``, one operation). Each limit admits ``limit`` units per sliding
+    window (scaled):
 
-    - Dataverse, per application user: ``dataverse_request_limit`` requests, one record per
-      request, times the Sales registrations the bridge has;
+    - Dataverse, per application user: ``dataverse_request_limit`` requests, ``reads``
+      records per request, times the Sales registrations the bridge has;
     - F&O, all callers together: ``fno_resource_capacity`` operations, ``1 + 1/reads`` per
       record.
 
@@ -114,7 +115,7 @@ def ceiling(emulator: EmulatorSettings, stack: Stack, records: int) -> dict[str,
         "dataverse requests per user": (
             emulator.dataverse_request_limit * registrations,
             emulator.dataverse_limit_window_seconds * scale,
-            float(records),
+            records / sizes.reads,
         ),
         "f&o resource capacity": (
             emulator.fno_resource_capacity,
