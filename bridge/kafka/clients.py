@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiokafka.conn import create_conn
@@ -55,20 +56,40 @@ class _Startable(Protocol):
 async def start_client(client: _Startable) -> None:
     """Start a producer or consumer; if the start fails or is cancelled (a shutdown while
     the broker is slow to answer), stop it before re-raising, since the owner's
-    ``__aexit__`` will not run and aiokafka warns about a client never closed.
+    ``__aexit__`` will not run and aiokafka warns about a client never closed (see
+    :func:`start_or_close`)."""
+    await start_or_close(client.start, client.stop)
+
+
+async def start_or_close(
+    start: Callable[[], Awaitable[None]], close: Callable[[], Awaitable[None]]
+) -> None:
+    """Run ``start`` (one client's start, or several, with retries); if it fails or is
+    cancelled, run ``close`` to the end and re-raise.
 
     A cancelled start is first let finish: aiokafka keeps the connection of its bootstrap
     request in a local variable, so interrupting it there leaves that socket open."""
-    starting = asyncio.ensure_future(client.start())
+    starting = asyncio.ensure_future(start())
     try:
         await asyncio.shield(starting)
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             await starting
-        await stop_client(client)
+        await close_to_the_end(close)
         raise
     except BaseException:
-        await stop_client(client)
+        await close_to_the_end(close)
+        raise
+
+
+async def close_to_the_end(close: Callable[[], Awaitable[None]]) -> None:
+    """Run ``close`` to the end even if the caller is cancelled meanwhile (a shutdown
+    cancels a component's task while it is already closing): aiokafka closes its connections
+    last, so an interrupted close would leave them open. Then the cancellation goes on."""
+    try:
+        await close()
+    except asyncio.CancelledError:
+        await close()
         raise
 
 
@@ -85,15 +106,8 @@ async def start_clients(*clients: _Startable) -> None:
 
 
 async def stop_client(client: _Startable) -> None:
-    """Stop a producer or consumer to the end even if the caller is cancelled meanwhile (a
-    shutdown cancels a component's task while it is already closing): aiokafka closes its
-    connections last, so an interrupted stop would leave them open. The stop is finished,
-    then the cancellation goes on."""
-    try:
-        await client.stop()
-    except asyncio.CancelledError:
-        await client.stop()
-        raise
+    """Stop a producer or consumer to the end (:func:`close_to_the_end`)."""
+    await close_to_the_end(client.stop)
 
 
 async def security_failure(settings: KafkaSettings) -> str | None:

@@ -30,7 +30,7 @@ from aiokafka.errors import ConsumerStoppedError, KafkaError, TopicAlreadyExists
 from bridge.config import KafkaSettings
 from bridge.contract import topics as contract_topics
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.clients import connection_options, start_client, stop_client
+from bridge.kafka.clients import connection_options, start_client, start_or_close, stop_client
 from bridge.kafka.leader_assignor import LeaderAssignor
 
 log = structlog.get_logger(__name__)
@@ -51,7 +51,7 @@ async def ensure_leader_topic(settings: KafkaSettings) -> None:
     admin = AIOKafkaAdminClient(
         **connection_options(settings), client_id=f"{settings.client_id}-admin"
     )
-    await admin.start()
+    await start_or_close(admin.start, admin.close)
     try:
         if topic not in set(await admin.list_topics()):
             # another process may create it between our list and create

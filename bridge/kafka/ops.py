@@ -27,7 +27,12 @@ from aiokafka.errors import (
 from bridge.config import KafkaSettings, Settings
 from bridge.errors import ConfigError, TransientError
 from bridge.http.retry import RetryPolicy
-from bridge.kafka.clients import connection_options, stop_client
+from bridge.kafka.clients import (
+    close_to_the_end,
+    connection_options,
+    start_or_close,
+    stop_client,
+)
 from bridge.kafka.stream import stream_record
 from bridge.ops.ports import RawRecord
 
@@ -78,12 +83,11 @@ class KafkaTopics:
         )
 
     async def __aenter__(self) -> Self:
-        await kafka_call(self._policy, "connect to Kafka", self._admin.start)
-        try:
+        async def start() -> None:
+            await kafka_call(self._policy, "connect to Kafka", self._admin.start)
             await kafka_call(self._policy, "connect to Kafka", self._consumer.start)
-        except BaseException:
-            await self._admin.close()
-            raise
+
+        await start_or_close(start, self._close)
         return self
 
     async def __aexit__(
@@ -92,10 +96,13 @@ class KafkaTopics:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
         try:
             await stop_client(self._consumer)
         finally:
-            await self._admin.close()
+            await close_to_the_end(self._admin.close)
 
     async def partitions(self, topic: str) -> list[int]:
         """The topic's partition numbers; empty if the topic does not exist."""
@@ -174,7 +181,10 @@ class KafkaGroups:
         )
 
     async def __aenter__(self) -> Self:
-        await kafka_call(self._policy, "connect to Kafka", self._admin.start)
+        await start_or_close(
+            lambda: kafka_call(self._policy, "connect to Kafka", self._admin.start),
+            self._admin.close,
+        )
         return self
 
     async def __aexit__(
@@ -183,7 +193,7 @@ class KafkaGroups:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._admin.close()
+        await close_to_the_end(self._admin.close)
 
     async def members(self, group: str) -> list[str]:
         """The client ids of the group's active members (DescribeGroups)."""

@@ -19,7 +19,7 @@ from bridge.contract.catalog import SOURCE_ENTITIES
 from bridge.contract.topics import leader_topic, state_topic
 from bridge.engine.flow import Flow
 from bridge.errors import ConfigError
-from bridge.kafka.clients import connection_options, security_failure
+from bridge.kafka.clients import connection_options, security_failure, start_or_close
 
 log = structlog.get_logger(__name__)
 
@@ -77,9 +77,8 @@ async def _start_admin(admin: AIOKafkaAdminClient, settings: KafkaSettings) -> N
     """Start the admin client; refused TLS or SASL credentials are a :class:`ConfigError`
     naming the cause (this is the first connection of every command)."""
     try:
-        await admin.start()
+        await start_or_close(admin.start, admin.close)
     except KafkaConnectionError:
-        await admin.close()
         reason = await security_failure(settings)
         if reason is None:
             raise

@@ -35,3 +35,31 @@ async def test_a_failed_start_stops_every_client_started_or_not() -> None:
         await start_clients(*clients)
     assert log[:2] == ["start a", "start b"]
     assert sorted(log[2:]) == ["stop a", "stop b", "stop c"]
+
+
+async def test_a_start_cancelled_midway_finishes_then_closes() -> None:
+    """A shutdown cancelling a start (e.g. the admin page's lag watcher still connecting):
+    the start runs to its end (aiokafka holds its bootstrap socket meanwhile), then the
+    clients close, then the cancellation goes on."""
+    import asyncio
+
+    from bridge.kafka.clients import start_or_close
+
+    log: list[str] = []
+    connecting = asyncio.Event()
+
+    async def start() -> None:
+        log.append("start")
+        connecting.set()
+        await asyncio.sleep(0.05)
+        log.append("started")
+
+    async def close() -> None:
+        log.append("closed")
+
+    task = asyncio.create_task(start_or_close(start, close))
+    await connecting.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert log == ["start", "started", "closed"]
