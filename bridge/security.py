@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from bridge.config import ApiSettings, Settings, WebhookSettings
+from bridge.config import AdminSettings, ApiSettings, Settings, WebhookSettings
 from bridge.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -127,10 +127,21 @@ def _plain_http_to_remote(settings: Settings, _role: str) -> str | None:
     return None
 
 
-def _admin_without_token(settings: Settings, role: str) -> str | None:
-    from bridge.admin.guard import admin_check  # the admin package imports this module
+def unprotected_admin(admin: AdminSettings) -> str | None:
+    """What is wrong when the admin API would listen beyond loopback without a token
+    (anyone reaching the port could pause flows or start a repair); ``None`` otherwise."""
+    if not admin.enabled or is_loopback_host(admin.host):
+        return None
+    if admin.token is None or not admin.token.get_secret_value().strip():
+        return (
+            f"the admin API would listen on {admin.host}:{admin.port} without a token; "
+            "set BRIDGE_ADMIN__TOKEN or bind it to 127.0.0.1 (BRIDGE_ADMIN__HOST)"
+        )
+    return None
 
-    return admin_check(settings, role)
+
+def _admin_without_token(settings: Settings, _role: str) -> str | None:
+    return unprotected_admin(settings.admin)
 
 
 CHECKS: list[SecurityCheck] = [

@@ -33,9 +33,12 @@ from bridge.setup import run_setup
 LOG_FILE = Path(".local/demo.log")
 
 
-def user_clients(settings: Settings, policy: RetryPolicy) -> tuple[ApiClient, ApiClient]:
-    """API clients acting as the demo's human user (not the bridge's identity)."""
-    emulator = EmulatorSettings()
+def user_clients(
+    settings: Settings, policy: RetryPolicy, emulator: EmulatorSettings | None = None
+) -> tuple[ApiClient, ApiClient]:
+    """API clients (Sales, F&O) acting as the emulators' human user (not the bridge's
+    identity)."""
+    emulator = emulator or EmulatorSettings()
     user = {"client_id": emulator.user_client_id, "client_secret": emulator.user_client_secret}
     return (
         ApiClient(settings.sales.model_copy(update=user), settings.sales.api_path, policy),

@@ -33,6 +33,7 @@ from bridge.config import (
     Settings,
     WebhookSettings,
 )
+from bridge.demo import user_clients
 from bridge.emulators.server import Emulators
 from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
@@ -113,14 +114,7 @@ async def stack(broker: str) -> AsyncIterator[Stack]:
             admin=AdminSettings(port=0),  # an ephemeral port: tests run several bridges at once
         )
         policy = RetryPolicy.from_settings(settings.retry)
-        user = {
-            "client_id": emulator_settings.user_client_id,
-            "client_secret": emulator_settings.user_client_secret,
-        }
-        sales_user = ApiClient(
-            settings.sales.model_copy(update=user), settings.sales.api_path, policy
-        )
-        fno_user = ApiClient(settings.fno.model_copy(update=user), settings.fno.api_path, policy)
+        sales_user, fno_user = user_clients(settings, policy, emulator_settings)
         try:
             async with sales_user, fno_user, httpx.AsyncClient() as admin:
                 yield Stack(emulators, settings, sales_user, fno_user, admin)

@@ -31,10 +31,10 @@ from bridge.config import (
     Settings,
     WebhookSettings,
 )
+from bridge.demo import user_clients
 from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.server import Emulators
 from bridge.errors import ConfigError
-from bridge.http.client import ApiClient
 from bridge.http.retry import RetryPolicy
 from bridge.kafka.clients import connection_options
 from bridge.kafka.topics import ensure_topics
@@ -87,14 +87,7 @@ async def secure_stack(secure_kafka: KafkaSettings) -> AsyncIterator[Stack]:
             flows=FlowSettings(consumer_group_prefix=f"g{unique}", blocked_retry_seconds=0.5),
         )
         policy = RetryPolicy.from_settings(settings.retry)
-        user = {
-            "client_id": emulator_settings.user_client_id,
-            "client_secret": emulator_settings.user_client_secret,
-        }
-        sales_user = ApiClient(
-            settings.sales.model_copy(update=user), settings.sales.api_path, policy
-        )
-        fno_user = ApiClient(settings.fno.model_copy(update=user), settings.fno.api_path, policy)
+        sales_user, fno_user = user_clients(settings, policy, emulator_settings)
         async with sales_user, fno_user, httpx.AsyncClient() as admin:
             yield Stack(emulators, settings, sales_user, fno_user, admin)
 

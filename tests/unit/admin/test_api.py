@@ -13,12 +13,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from bridge.admin.controls import FlowControls, pause_key
-from bridge.admin.guard import is_loopback, refuse_unprotected_admin
+from bridge.admin.guard import refuse_unprotected_admin
 from bridge.admin.jobs import JobRunner
 from bridge.admin.monitor import FlowMonitor
 from bridge.admin.server import AdminContext, build_app
 from bridge.config import AdminSettings, FlowSettings, Settings
 from bridge.errors import ConfigError, PublishFailed
+from bridge.security import is_loopback_host
 from tests.unit.admin.test_monitor import event
 
 FLOWS = ["accounts", "contacts"]
@@ -231,7 +232,7 @@ async def test_metrics_expose_what_the_flows_did(api: Any) -> None:
     ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
-    assert is_loopback(host) is loopback
+    assert is_loopback_host(host) is loopback
 
 
 def test_the_admin_api_beyond_loopback_needs_a_token() -> None:
