@@ -21,7 +21,11 @@ from bridge.logs import configure_logging
 
 async def hold_marker(marker: Path) -> None:
     """The leader's work: announce leadership in ``marker`` until cancelled."""
-    await asyncio.to_thread(marker.write_text, str(os.getpid()))
+    # written aside and renamed: a reader polling for the marker must never see it
+    # created but still empty (``write_text`` creates the file before it writes)
+    staged = marker.with_name(marker.name + ".tmp")
+    await asyncio.to_thread(staged.write_text, str(os.getpid()))
+    await asyncio.to_thread(staged.replace, marker)
     try:
         await asyncio.Event().wait()
     finally:
