@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from bridge.bench.load import BATCH_SIZE, BatchWriter
-from bridge.bench.measure import Figure, customers, percentile
+from bridge.bench.measure import Figure, customers, customers_at, percentile
 from bridge.bench.scenarios import Bench
 from bridge.bench.stack import Stack, require
 from bridge.setup import run_setup
@@ -35,12 +35,13 @@ async def end_to_end(bench: Bench) -> None:
 async def warm_up(stack: Stack) -> float:
     """Wait until one change goes all the way through (the apply process joined its group),
     then time one more on the idle stack: the unloaded latency (ms), the reference."""
+    company = stack.settings.companies.for_business_unit(None) or "usmf"
     for number in ("W0", "W1"):
         async with stack.user_client("sales") as sales:
             await sales.request("POST", "accounts", json={"name": "Warm", "accountnumber": number})
         written = time.monotonic()
         deadline = written + stack.wait_seconds
-        while not await customers(stack, number):
+        while not await customers_at(stack, company, [number]):
             stack.processes.check_alive()
             require(time.monotonic() < deadline, "end to end: the warm-up change never arrived")
             await asyncio.sleep(POLL_SECONDS / 2)
@@ -57,7 +58,8 @@ async def offered_load(bench: Bench, stack: Stack, phase: int, load: int, unload
     seen: dict[str, float] = {}
     sample_prefix, other_prefix = f"S{phase}-", f"N{phase}-"
     done = asyncio.Event()
-    watcher = asyncio.create_task(watch(stack, f"{sample_prefix}*", seen, done))
+    company = stack.settings.companies.for_business_unit(None) or "usmf"
+    watcher = asyncio.create_task(watch(stack, company, written, seen, done))
     started = time.monotonic()
     sent = 0
     try:
@@ -96,10 +98,19 @@ async def _all_seen(seen: dict[str, float], samples: int, done: asyncio.Event) -
         await asyncio.sleep(POLL_SECONDS)
 
 
-async def watch(stack: Stack, pattern: str, seen: dict[str, float], done: asyncio.Event) -> None:
-    """Note when F&O first lists each sample account."""
+async def watch(
+    stack: Stack,
+    company: str,
+    written: dict[str, float],
+    seen: dict[str, float],
+    done: asyncio.Event,
+) -> None:
+    """Note when F&O first lists each sample account written so far. It asks for the
+    pending samples by key: a wildcard query would make the emulator scan every customer
+    ten times a second, and that probe, not the bridge, would then load the emulator."""
     while not done.is_set():
-        rows = await customers(stack, pattern)
+        pending = [number for number in list(written) if number not in seen]
+        rows = await customers_at(stack, company, pending) if pending else {}
         now = time.monotonic()
         for number in rows:
             seen.setdefault(number, now)

@@ -130,6 +130,31 @@ async def customers(
     return rows
 
 
+KEYS_PER_QUERY = 40
+CROSS_COMPANY = {"cross-company": "true"}
+
+
+async def customers_at(
+    stack: Stack, company: str, accounts: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The F&O customers of ``company`` among ``accounts``, by account: queries of full keys,
+    as the bridge's sink reads, so a watcher polling often costs the emulator a key lookup
+    per account instead of a scan of the table."""
+    rows: dict[str, dict[str, Any]] = {}
+    async with stack.user_client("fno") as fno:
+        for start in range(0, len(accounts), KEYS_PER_QUERY):
+            chunk = accounts[start : start + KEYS_PER_QUERY]
+            clauses = " or ".join(
+                f"(dataAreaId eq '{company}' and CustomerAccount eq '{account}')"
+                for account in chunk
+            )
+            params = {**CROSS_COMPANY, "$filter": clauses, "$select": "CustomerAccount"}
+            async for page in fno.pages("CustomersV3", params=params):
+                for row in page.get("value", []):
+                    rows[row["CustomerAccount"]] = row
+    return rows
+
+
 async def process_metrics(started: Started) -> dict[str, float]:
     """A bridge process's Prometheus samples from its admin API's ``/metrics``, summed over
     labels by sample name (``bridge_http_throttled_total``: 429s from every target) and kept

@@ -103,6 +103,7 @@ class FnoTables(TableLayer):
         super().__init__(registry, store)
         self.companies = tuple(c.casefold() for c in companies)
         self._computed: dict[str, dict[str, Computation]] = {}
+        self._defaults: dict[str, dict[str, Any]] = {}
         for entity in registry:
             for reference in entity.references:
                 name = f"ref:{reference.target_attribute}"
@@ -165,7 +166,7 @@ class FnoTables(TableLayer):
         tags: frozenset[str] = frozenset(),
     ) -> StoredRecord:
         """Insert a record from validated values."""
-        values = {name: _default(field) for name, field in entity.fields.items()}
+        values = dict(self._defaults_of(entity))
         values.update(given)
         values["dataAreaId"] = self._company(entity, values.get("dataAreaId") or default_company)
         for target, source in entity.copy_defaults:
@@ -174,6 +175,14 @@ class FnoTables(TableLayer):
         self._number(entity, values)
         written = frozenset(given)
         return self._save(entity, values, written, principal, existing=None, depth=depth, tags=tags)
+
+    def _defaults_of(self, entity: EntityDef) -> dict[str, Any]:
+        # built once per entity: an insert starts from every field's default (hundreds)
+        defaults = self._defaults.get(entity.name)
+        if defaults is None:
+            defaults = {name: _default(field) for name, field in entity.fields.items()}
+            self._defaults[entity.name] = defaults
+        return defaults
 
     def update(
         self,

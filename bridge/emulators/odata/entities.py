@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 
@@ -165,6 +166,12 @@ class EntityDef:
     table_label: str = ""
     write_name: str = ""
     external_name: str = ""
+
+    @cached_property
+    def field_kinds(self) -> tuple[tuple[str, FieldKind], ...]:
+        """``(name, kind)`` of every field in declaration order (computed once: rendering a
+        record walks it)."""
+        return tuple((name, each.kind) for name, each in self.fields.items())
 
     def field(self, name: str) -> FieldDef | None:
         """The attribute called ``name`` (logical name), if any."""

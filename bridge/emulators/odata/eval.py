@@ -3,9 +3,11 @@ the semantics: case-insensitive strings, null only equals null, F&O wildcards)."
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Callable
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from bridge.emulators.odata.ast import Call, Dialect, Literal, Node, Not, Prop, Resolver
@@ -13,6 +15,14 @@ from bridge.emulators.odata.lexer import EnumValue
 from bridge.emulators.odata.values import comparable
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
+_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "lt": operator.lt,
+    "le": operator.le,
+}
 
 
 def evaluate(node: Node, resolve: Resolver, dialect: Dialect) -> Any:
@@ -90,16 +100,7 @@ def _compare(op: str, left: Any, right: Any, wildcard: bool) -> bool:
         left, right = left.casefold(), right.casefold()
     left, right = _align_dates(left, right)
     try:
-        return bool(
-            {
-                "eq": lambda: left == right,
-                "ne": lambda: left != right,
-                "gt": lambda: left > right,
-                "ge": lambda: left >= right,
-                "lt": lambda: left < right,
-                "le": lambda: left <= right,
-            }[op]()
-        )
+        return bool(_OPERATORS[op](left, right))
     except TypeError:
         return False
 
@@ -113,8 +114,14 @@ def _align_dates(left: Any, right: Any) -> tuple[Any, Any]:
 
 
 def _wildcard_match(value: str, pattern: str) -> bool:
+    return _wildcard_regex(pattern).fullmatch(value) is not None
+
+
+@lru_cache(maxsize=256)
+def _wildcard_regex(pattern: str) -> re.Pattern[str]:
+    # compiled once per pattern: a filter is evaluated against every row it scans
     regex = ".*".join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, value, flags=re.IGNORECASE | re.DOTALL) is not None
+    return re.compile(regex, flags=re.IGNORECASE | re.DOTALL)
 
 
 def _arithmetic(op: str, left: Any, right: Any) -> Any:

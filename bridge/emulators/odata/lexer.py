@@ -77,6 +77,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("name", re.compile(r"[A-Za-z_$@][\w.$@]*(?:/[A-Za-z_$@][\w.$@]*)*")),
     ("punct", re.compile(r"[()\[\],=]")),
 ]
+_SCANNER = re.compile("|".join(f"(?P<{kind}>{pattern.pattern})" for kind, pattern in _PATTERNS))
+"""The patterns as one alternation: a match is the first pattern, in the order above, that
+matches at the position (as trying them one by one would find), in one call."""
 _PUNCT = {
     "(": Tok.LPAREN,
     ")": Tok.RPAREN,
@@ -154,14 +157,11 @@ def tokenize(expression: str) -> list[Token]:
     tokens: list[Token] = []
     position = 0
     while position < len(expression):
-        for kind, pattern in _PATTERNS:
-            match = pattern.match(expression, position)
-            if match:
-                if kind != "space":
-                    tokens.append(_token(kind, match.group(), position))
-                position = match.end()
-                break
-        else:
+        match = _SCANNER.match(expression, position)
+        if match is None or match.lastgroup is None:
             raise syntax_error(position, expression)
+        if match.lastgroup != "space":
+            tokens.append(_token(match.lastgroup, match.group(), position))
+        position = match.end()
     tokens.append(Token(Tok.END, "", len(expression)))
     return tokens
