@@ -9,16 +9,28 @@ import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+import structlog
+from aiokafka import AIOKafkaProducer
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
     KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
 
 from bridge.config import KafkaSettings
 from bridge.tls import client_context
+
+log = structlog.get_logger(__name__)
+
+FATAL_PRODUCER_ERRORS = (OutOfOrderSequenceNumber, ProducerFenced)
+"""Errors after which an idempotent aiokafka producer never sends again: its sender task
+ends and every later send raises the same error. The broker answers so when the sequence
+numbers of the producer's session no longer match its log, as after a broker restart that
+lost batches the producer had counted."""
 
 
 def connection_options(settings: KafkaSettings) -> dict[str, Any]:
@@ -108,6 +120,78 @@ async def start_clients(*clients: _Startable) -> None:
 async def stop_client(client: _Startable) -> None:
     """Stop a producer or consumer to the end (:func:`close_to_the_end`)."""
     await close_to_the_end(client.stop)
+
+
+class RenewingProducer:
+    """An idempotent producer that replaces itself after a fatal error.
+
+    aiokafka does not recover an idempotent producer from :data:`FATAL_PRODUCER_ERRORS`;
+    a long-running bridge would refuse every webhook and poll from then on. This wrapper
+    builds a fresh producer (a new producer id, sequences from zero) the next time it is
+    used after such an error: immediately when :meth:`send` itself raises one (nothing was
+    queued, so the send is made again on the new producer), and on the following send when
+    an acknowledgement fails with one (that send's caller gets the error and retries, as for
+    any unacknowledged send). Messages the old producer had written but not acknowledged
+    may be written again by the new one — at least once, as everywhere else.
+
+    Contract: at most one replacement per failed producer, however many sends see its
+    error; :meth:`stop` stops the current one.
+    """
+
+    def __init__(self, build: Callable[[], AIOKafkaProducer], name: str) -> None:
+        self._build = build
+        self._name = name
+        self._producer = build()
+        self._broken: AIOKafkaProducer | None = None
+        self._broken_error = ""
+        self._renewing = asyncio.Lock()
+        self.renewals = 0
+
+    async def start(self) -> None:
+        """Start the current producer."""
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        """Stop the current producer."""
+        await self._producer.stop()
+
+    async def send(self, topic: str, value: bytes | None, **kwargs: Any) -> asyncio.Future[Any]:
+        """Queue one message (``AIOKafkaProducer.send``'s arguments); the future resolves on
+        the broker's acknowledgement."""
+        if self._broken is self._producer:
+            await self._renew(self._producer, self._broken_error)
+        producer = self._producer
+        try:
+            sent: asyncio.Future[Any] = await producer.send(topic, value, **kwargs)
+        except FATAL_PRODUCER_ERRORS as exc:
+            self._broken, self._broken_error = producer, exc.__class__.__name__
+            await self._renew(producer, self._broken_error)
+            sent = await self._producer.send(topic, value, **kwargs)
+        if sent.done():  # a callback added now would run only after the caller's await
+            self._note(producer, sent)
+        else:
+            sent.add_done_callback(lambda done: self._note(producer, done))
+        return sent
+
+    async def send_and_wait(self, topic: str, value: bytes | None, **kwargs: Any) -> Any:
+        """Send one message and wait for its acknowledgement."""
+        return await (await self.send(topic, value, **kwargs))
+
+    def _note(self, producer: AIOKafkaProducer, done: asyncio.Future[Any]) -> None:
+        error = None if done.cancelled() else done.exception()
+        if isinstance(error, FATAL_PRODUCER_ERRORS):
+            self._broken, self._broken_error = producer, error.__class__.__name__
+
+    async def _renew(self, failed: AIOKafkaProducer, cause: str) -> None:
+        async with self._renewing:
+            if self._producer is not failed:
+                return  # another send replaced it meanwhile
+            replacement = self._build()
+            await start_client(replacement)
+            self._producer = replacement
+            self.renewals += 1
+        log.warning("kafka_producer_renewed", producer=self._name, error=cause)
+        await stop_client(failed)
 
 
 async def security_failure(settings: KafkaSettings) -> str | None:

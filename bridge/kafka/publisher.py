@@ -11,6 +11,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from types import TracebackType
 from typing import Protocol, Self
 
@@ -23,7 +24,7 @@ from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
-from bridge.kafka.clients import connection_options, start_client, stop_client
+from bridge.kafka.clients import RenewingProducer, connection_options, start_client, stop_client
 from bridge.metrics import captured, published
 
 log = structlog.get_logger(__name__)
@@ -141,14 +142,18 @@ class EventPublisher:
         self._settings = settings
         self._codec = codec
         self._versions = PublishedVersions()
-        self._producer = AIOKafkaProducer(
-            **connection_options(settings),
-            client_id=f"{settings.client_id}-publisher",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=settings.linger_ms,
-            max_batch_size=settings.batch_bytes,
-            request_timeout_ms=settings.request_timeout_ms,
+        self._producer = RenewingProducer(
+            partial(
+                AIOKafkaProducer,
+                **connection_options(settings),
+                client_id=f"{settings.client_id}-publisher",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=settings.linger_ms,
+                max_batch_size=settings.batch_bytes,
+                request_timeout_ms=settings.request_timeout_ms,
+            ),
+            "publisher",
         )
 
     async def __aenter__(self) -> Self:

@@ -8,6 +8,7 @@ topic is compacted, so it holds one record per key however long the bridge runs.
 from __future__ import annotations
 
 import json
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -18,7 +19,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import connection_options, start_client, stop_client
+from bridge.kafka.clients import RenewingProducer, connection_options, start_client, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -30,11 +31,15 @@ class StateStore:
         self._settings = settings
         self._topic = state_topic(settings.topic_prefix)
         self._values: dict[str, Any] = {}
-        self._producer = AIOKafkaProducer(
-            **connection_options(settings),
-            client_id=f"{settings.client_id}-state",
-            acks="all",
-            enable_idempotence=True,
+        self._producer = RenewingProducer(
+            partial(
+                AIOKafkaProducer,
+                **connection_options(settings),
+                client_id=f"{settings.client_id}-state",
+                acks="all",
+                enable_idempotence=True,
+            ),
+            "state",
         )
 
     async def __aenter__(self) -> Self:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
+from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,7 +25,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.topics import state_topic
 from bridge.errors import PublishFailed
-from bridge.kafka.clients import connection_options, start_clients, stop_client
+from bridge.kafka.clients import RenewingProducer, connection_options, start_clients, stop_client
 
 log = structlog.get_logger(__name__)
 
@@ -48,11 +49,15 @@ class StateFollower:
             auto_offset_reset="earliest",
             metadata_max_age_ms=5_000,
         )
-        self._producer = AIOKafkaProducer(
-            **connection_options(settings),
-            client_id=f"{settings.client_id}-state-writer",
-            acks="all",
-            enable_idempotence=True,
+        self._producer = RenewingProducer(
+            partial(
+                AIOKafkaProducer,
+                **connection_options(settings),
+                client_id=f"{settings.client_id}-state-writer",
+                acks="all",
+                enable_idempotence=True,
+            ),
+            "state-writer",
         )
         self._task: asyncio.Task[None] | None = None
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Collection, Mapping, Sequence
+from functools import partial
 from types import TracebackType
 from typing import Self
 
@@ -36,7 +37,13 @@ from bridge.config import KafkaSettings
 from bridge.engine.flow import Flow
 from bridge.engine.stream import Partition, RebalanceListener, StreamRecord
 from bridge.errors import PublishFailed, TransientError
-from bridge.kafka.clients import connection_options, start_client, start_clients, stop_client
+from bridge.kafka.clients import (
+    RenewingProducer,
+    connection_options,
+    start_client,
+    start_clients,
+    stop_client,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -164,12 +171,16 @@ class KafkaVersionLog:
 
     def __init__(self, settings: KafkaSettings, topic: str) -> None:
         self._topic = topic
-        self._producer = AIOKafkaProducer(
-            **connection_options(settings),
-            client_id=f"{settings.client_id}-versions",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=5,
+        self._producer = RenewingProducer(
+            partial(
+                AIOKafkaProducer,
+                **connection_options(settings),
+                client_id=f"{settings.client_id}-versions",
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+            ),
+            "versions",
         )
         self._reader = AIOKafkaConsumer(
             **connection_options(settings),

@@ -1,10 +1,24 @@
-"""Starting several Kafka clients together: a failure leaves none of them open."""
+"""Kafka clients: starting several together leaves none open on a failure; an idempotent
+producer that Kafka stopped accepting is replaced."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from collections.abc import Callable
+from typing import Any
 
-from bridge.kafka.clients import start_clients
+import pytest
+from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
+
+import bridge.kafka.publisher as publisher_module
+from bridge.config import KafkaSettings
+from bridge.contract.catalog import source_entity
+from bridge.contract.codec import EventCodec
+from bridge.contract.envelope import System
+from bridge.errors import PublishFailed
+from bridge.kafka.clients import RenewingProducer, start_clients
+from bridge.kafka.publisher import EventPublisher
+from tests.unit.test_codec import event_for
 
 
 class Client:
@@ -63,3 +77,106 @@ async def test_a_start_cancelled_midway_finishes_then_closes() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert log == ["start", "started", "closed"]
+
+
+class ScriptedProducer:
+    """An aiokafka producer at the seam: ``dead`` raises a fatal error on every send (its
+    sender task has ended), ``nack`` fails each acknowledgement with one, else each send
+    is acknowledged; ``fails_to_start`` refuses to start once."""
+
+    def __init__(self, mode: str, fails_to_start: bool = False) -> None:
+        self.mode = mode
+        self.fails_to_start = fails_to_start
+        self.sent: list[bytes | None] = []
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        if self.fails_to_start:
+            raise KafkaConnectionError("broker not ready")
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def send(self, topic: str, value: bytes | None, **_: object) -> asyncio.Future[str]:
+        if self.mode == "dead":
+            raise OutOfOrderSequenceNumber()
+        ack: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        if self.mode == "nack":
+            ack.set_exception(OutOfOrderSequenceNumber())
+        else:
+            self.sent.append(value)
+            ack.set_result(f"{topic}@{len(self.sent) - 1}")
+        return ack
+
+
+def producers(*built: ScriptedProducer) -> tuple[list[ScriptedProducer], Callable[[], Any]]:
+    """A factory handing out ``built`` in order, and the list of those handed out."""
+    handed: list[ScriptedProducer] = []
+    queue = list(built)
+
+    def build() -> ScriptedProducer:
+        handed.append(queue.pop(0))
+        return handed[-1]
+
+    return handed, build
+
+
+async def test_a_producer_whose_sender_died_is_replaced_and_the_send_made_on_the_new_one() -> None:
+    handed, build = producers(ScriptedProducer("dead"), ScriptedProducer("ok"))
+    producer = RenewingProducer(build, "test")
+    await producer.start()
+    assert await producer.send_and_wait("t", b"a") == "t@0"
+    assert handed[0].stopped and handed[1].started and handed[1].sent == [b"a"]
+    assert producer.renewals == 1
+
+
+async def test_a_fatal_acknowledgement_fails_that_send_and_renews_before_the_next() -> None:
+    handed, build = producers(ScriptedProducer("nack"), ScriptedProducer("ok"))
+    producer = RenewingProducer(build, "test")
+    await producer.start()
+    with pytest.raises(OutOfOrderSequenceNumber):
+        await producer.send_and_wait("t", b"lost")
+    assert producer.renewals == 0  # the caller retries; nothing renews until then
+    assert await producer.send_and_wait("t", b"again") == "t@0"
+    assert handed[0].stopped and handed[1].sent == [b"again"]
+
+
+async def test_concurrent_sends_on_a_dead_producer_renew_it_once() -> None:
+    handed, build = producers(ScriptedProducer("dead"), ScriptedProducer("ok"))
+    producer = RenewingProducer(build, "test")
+    await producer.start()
+    results = await asyncio.gather(*(producer.send_and_wait("t", bytes([i])) for i in range(10)))
+    assert sorted(results) == [f"t@{i}" for i in range(10)]
+    assert producer.renewals == 1 and len(handed) == 2
+
+
+async def test_a_renewal_the_broker_refuses_is_tried_again_on_the_next_send() -> None:
+    handed, build = producers(
+        ScriptedProducer("dead"),
+        ScriptedProducer("ok", fails_to_start=True),
+        ScriptedProducer("ok"),
+    )
+    producer = RenewingProducer(build, "test")
+    await producer.start()
+    with pytest.raises(KafkaConnectionError):
+        await producer.send_and_wait("t", b"a")
+    assert handed[1].stopped  # the replacement that failed to start is closed
+    assert await producer.send_and_wait("t", b"b") == "t@0"
+    assert producer.renewals == 1 and handed[2].sent == [b"b"]
+
+
+async def test_the_publisher_recovers_after_kafka_rejects_its_sequence_numbers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failure seen after a broker restart: every publish failed with
+    OutOfOrderSequenceNumber until the process was restarted."""
+    handed, build = producers(ScriptedProducer("nack"), ScriptedProducer("ok"))
+    monkeypatch.setattr(publisher_module, "AIOKafkaProducer", lambda **_: build())
+    entity = source_entity(System.SALES, "account")
+    event = event_for(entity)
+    async with EventPublisher(KafkaSettings(), EventCodec.from_directory()) as publisher:
+        with pytest.raises(PublishFailed, match="OutOfOrderSequenceNumber"):
+            await publisher.publish([(entity, event)])
+        assert await publisher.publish([(entity, event)]) == 1
+    assert len(handed[1].sent) == 1 and handed[1].stopped
