@@ -23,7 +23,7 @@ from bridge.config import KafkaSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
 from bridge.contract.envelope import ChangeEvent, Operation, now_millis
-from bridge.errors import BridgeError, PublishFailed
+from bridge.errors import PublishFailed
 from bridge.kafka.clients import RenewingProducer, connection_options, start_client, stop_client
 from bridge.metrics import captured, published
 
@@ -142,6 +142,7 @@ class EventPublisher:
         self._settings = settings
         self._codec = codec
         self._versions = PublishedVersions()
+        self._in_flight: dict[tuple[str, bytes], asyncio.Future[None]] = {}
         self._producer = RenewingProducer(
             partial(
                 AIOKafkaProducer,
@@ -176,13 +177,18 @@ class EventPublisher:
         keeps its token).
         """
         prefix = self._settings.topic_prefix
-        claimed = []
-        for entity, event in items:
-            topic = entity.topic(prefix)
+        entries = [(entity, entity.topic(prefix), event) for entity, event in items]
+        for entity, _, event in entries:
             captured(f"{entity.system.lower()}.{entity.name}", event.source.capture)
+        await self._after_publishes_in_flight({(topic, event.key) for _, topic, event in entries})
+        claimed = []
+        for entity, topic, event in entries:
             is_new, previous = self._versions.claim(topic, event)
             if is_new:
                 claimed.append((entity, topic, event, previous))
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        keys = {(topic, event.key) for _, topic, event, _ in claimed}
+        self._in_flight.update(dict.fromkeys(keys, finished))
         now = now_millis()
         try:
             futures = [
@@ -192,17 +198,36 @@ class EventPublisher:
                 for entity, topic, event, _ in claimed
             ]
             await asyncio.gather(*futures)
-        except (KafkaError, BridgeError) as exc:
+        except BaseException as exc:
+            # cancelled too: the claim must not outlive a publish nobody saw acknowledged
             for _, topic, event, previous in claimed:
                 self._versions.release(topic, event, previous)
-            if isinstance(exc, BridgeError):
-                raise
-            raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
+            if isinstance(exc, KafkaError):
+                raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
+            raise
+        finally:
+            for key in keys:
+                if self._in_flight.get(key) is finished:
+                    del self._in_flight[key]
+            finished.set_result(None)
         for entity, _, _, _ in claimed:
             published(f"{entity.system.lower()}.{entity.name}", 1)
         if claimed:
             log.debug("events_published", count=len(claimed))
         return len(claimed)
+
+    async def _after_publishes_in_flight(self, keys: set[tuple[str, bytes]]) -> None:
+        """Wait until no publish of these records is in flight.
+
+        A record claimed by a publish still waiting for Kafka is not new to a second
+        publisher (a webhook and the poller report the same change), which would then
+        acknowledge its own input — the poller would move its token past the change. If
+        the first publish then fails, nobody publishes the change. So the second waits for
+        the first's outcome and decides on what was acknowledged."""
+        while pending := {
+            id(future): future for key in keys if (future := self._in_flight.get(key)) is not None
+        }:
+            await asyncio.wait(pending.values())
 
     async def send(
         self,

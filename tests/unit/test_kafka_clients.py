@@ -180,3 +180,48 @@ async def test_the_publisher_recovers_after_kafka_rejects_its_sequence_numbers(
             await publisher.publish([(entity, event)])
         assert await publisher.publish([(entity, event)]) == 1
     assert len(handed[1].sent) == 1 and handed[1].stopped
+
+
+class HeldProducer(ScriptedProducer):
+    """Acknowledges nothing until the test settles each send's future."""
+
+    def __init__(self) -> None:
+        super().__init__("ok")
+        self.acks: list[asyncio.Future[str]] = []
+
+    async def send(self, topic: str, value: bytes | None, **_: object) -> asyncio.Future[str]:
+        self.sent.append(value)
+        self.acks.append(asyncio.get_running_loop().create_future())
+        return self.acks[-1]
+
+
+async def test_a_change_claimed_by_a_publish_that_fails_is_published_by_the_one_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A webhook and the poller report the same change at once. The second publish must
+    not count it as published while the first still waits for Kafka: the first fails, and
+    the poller would have moved its token past a change that is on no topic."""
+    held = HeldProducer()
+    monkeypatch.setattr(publisher_module, "AIOKafkaProducer", lambda **_: held)
+    entity = source_entity(System.SALES, "account")
+    event = event_for(entity)
+    async with EventPublisher(KafkaSettings(), EventCodec.from_directory()) as publisher:
+        webhook = asyncio.create_task(publisher.publish([(entity, event)]))
+        await until_true(lambda: len(held.acks) == 1)
+        poller = asyncio.create_task(publisher.publish([(entity, event)]))
+        await asyncio.sleep(0.01)
+        assert not poller.done()  # waits for the webhook's outcome
+        held.acks[0].set_exception(KafkaConnectionError("broker gone"))
+        with pytest.raises(PublishFailed):
+            await webhook
+        await until_true(lambda: len(held.acks) == 2)
+        held.acks[1].set_result("t@0")
+        assert await poller == 1  # the poller published it itself
+
+
+async def until_true(condition: Callable[[], bool]) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("condition never held")
