@@ -3,7 +3,6 @@ one or more figures beside their references, and stops everything it started."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import time
@@ -12,7 +11,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 
 from bridge.bench.load import (
@@ -32,6 +30,7 @@ from bridge.bench.measure import (
     fno_totals,
     follow,
 )
+from bridge.bench.poster import post_from_processes
 from bridge.bench.reference import direct_calls
 from bridge.bench.settings import BenchSettings
 from bridge.bench.stack import Stack, open_stack, require
@@ -90,8 +89,9 @@ def _text(value: float | None) -> str:
 
 
 async def ingest(bench: Bench) -> None:
-    """Webhook notifications → Kafka through ``bridge run --role ingest``, against a raw
-    producer sending the same Avro bytes."""
+    """Webhook notifications → Kafka through ``bridge run --role ingest``, posted by load
+    generators in processes of their own (so the figure is the ingest process's capacity),
+    against a raw producer sending the same Avro bytes."""
     size = bench.settings.ingest_notifications
     async with bench.stack("ingest") as stack:
         template = await bench.template(stack)
@@ -101,7 +101,7 @@ async def ingest(bench: Bench) -> None:
             for record in synthetic_records("I", size)
         ]
         url = f"http://127.0.0.1:{stack.settings.webhook.port}/webhooks/dataverse?{template.query}"
-        accepted, seconds, statuses = await post_all(bench, url, bodies)
+        accepted, seconds, statuses = await post_all(bench, stack, url, bodies)
         process.sample_rss()
         bench.peaks["ingest"] = process.peak_mb
         require(accepted > 0, f"ingest: no notification accepted ({statuses})")
@@ -129,50 +129,34 @@ async def ingest(bench: Bench) -> None:
                 "statuses": statuses,
                 "seconds": seconds,
                 "concurrency": bench.settings.ingest_concurrency,
+                "load_processes": bench.settings.ingest_processes,
             },
         )
     )
 
 
 async def post_all(
-    bench: Bench, url: str, bodies: list[bytes]
+    bench: Bench, stack: Stack, url: str, bodies: list[bytes]
 ) -> tuple[int, float, dict[str, int]]:
-    """POST every body (``ingest_concurrency`` at a time, within ``ingest_seconds``); return
+    """POST every body from ``ingest_processes`` load generators of their own
+    (``ingest_concurrency`` requests in flight in all, within ``ingest_seconds``); return
     (accepted, seconds, count per status)."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    statuses: dict[str, int] = {}
-    done: list[float] = []
-    deadline = time.monotonic() + bench.settings.ingest_seconds
-    headers = {"Content-Type": "application/json"}
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while not queue.empty() and time.monotonic() < deadline:
-            body = queue.get_nowait()
-            sent = time.monotonic()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = str(response.status)
-            except aiohttp.ClientError as exc:
-                status = type(exc).__name__
-            statuses[status] = statuses.get(status, 0) + 1
-            now = time.monotonic()
-            if status == "200":
-                done.append(now)
-                if len(done) % 50 == 0:
-                    bench.timeline.latency("ingest", now, (now - sent) * 1000)
-
-    started = time.monotonic()
-    connector = aiohttp.TCPConnector(limit=bench.settings.ingest_concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(bench.settings.ingest_concurrency)))
-    seconds = time.monotonic() - started
-    for second in range(int(seconds) + 1):
-        count = sum(1 for t in done if started + second <= t < started + second + 1)
-        bench.timeline.rate("ingest", started + second + 1, count)
-    return len(done), seconds, statuses
+    settings = bench.settings
+    result = await post_from_processes(
+        url,
+        bodies,
+        processes=settings.ingest_processes,
+        concurrency=settings.ingest_concurrency,
+        seconds=settings.ingest_seconds,
+        work_dir=stack.processes.run_dir,
+    )
+    for at, milliseconds in result.latencies:
+        bench.timeline.latency("ingest", at, milliseconds)
+    for second in range(int(result.seconds) + 1):
+        begin = result.started + second
+        count = sum(1 for t in result.done if begin <= t < begin + 1)
+        bench.timeline.rate("ingest", begin + 1, count)
+    return len(result.done), result.seconds, result.statuses
 
 
 # --- apply, replay, backfill ------------------------------------------------------------
