@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -81,6 +82,13 @@ class Bench:
         return self.notification
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a live process has used so far (Linux ``/proc``): what a
+    figure costs, however busy other processes keep the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _text(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
@@ -101,7 +109,9 @@ async def ingest(bench: Bench) -> None:
             for record in synthetic_records("I", size)
         ]
         url = f"http://127.0.0.1:{stack.settings.webhook.port}/webhooks/dataverse?{template.query}"
+        cpu_before = cpu_seconds(process.process.pid)
         accepted, seconds, statuses = await post_all(bench, stack, url, bodies)
+        cpu = cpu_seconds(process.process.pid) - cpu_before
         process.sample_rss()
         bench.peaks["ingest"] = process.peak_mb
         require(accepted > 0, f"ingest: no notification accepted ({statuses})")
@@ -130,6 +140,8 @@ async def ingest(bench: Bench) -> None:
                 "seconds": seconds,
                 "concurrency": bench.settings.ingest_concurrency,
                 "load_processes": bench.settings.ingest_processes,
+                "ingest_cpu_seconds": cpu,
+                "ingest_cpu_us_per_notification": cpu / accepted * 1e6,
             },
         )
     )
