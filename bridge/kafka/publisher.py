@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Protocol, Self
 
-import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
@@ -25,8 +24,6 @@ from bridge.contract.envelope import ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
 from bridge.kafka.clients import connection_options, start_client, stop_client
 from bridge.metrics import captured, published
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +179,7 @@ class EventPublisher:
         try:
             futures = [
                 await self._producer.send(
-                    topic, self._codec.encode(event.stamped(now), entity), key=event.key
+                    topic, self._codec.encode(event, entity, now), key=event.key
                 )
                 for entity, topic, event, _ in claimed
             ]
@@ -195,8 +192,6 @@ class EventPublisher:
             raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
         for entity, _, _, _ in claimed:
             published(f"{entity.system.lower()}.{entity.name}", 1)
-        if claimed:
-            log.debug("events_published", count=len(claimed))
         return len(claimed)
 
     async def send(
