@@ -38,6 +38,13 @@ EXTRA = "extra"
 class _FieldType:
     kind: str
     scale: int = 0
+    branch: str | None = None
+    """A nullable field's union branch for its values: named, so fastavro writes it without
+    trying each branch of the union first (its "tuple notation")."""
+
+
+_NULL = ("null", None)
+_NAMED = frozenset({"record", "enum", "fixed", "error"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,15 +70,25 @@ def _image_field_types(record: Mapping[str, Any]) -> dict[str, _FieldType]:
     types: dict[str, _FieldType] = {}
     for image_field in record["fields"]:
         avro_type = image_field["type"]
+        branch = None
         if isinstance(avro_type, list):
             avro_type = next(t for t in avro_type if t != "null")
+            branch = _branch_name(avro_type)
         if isinstance(avro_type, dict):
             kind = avro_type.get("logicalType") or avro_type["type"]
-            types[image_field["name"]] = _FieldType(kind, int(avro_type.get("scale", 0)))
+            scale = int(avro_type.get("scale", 0))
+            types[image_field["name"]] = _FieldType(kind, scale, branch)
         else:
-            types[image_field["name"]] = _FieldType(avro_type)
+            types[image_field["name"]] = _FieldType(avro_type, branch=branch)
     types.pop(EXTRA, None)
     return types
+
+
+def _branch_name(avro_type: Any) -> str:
+    """How fastavro names a union member: a named type by its name, any other by its type."""
+    if isinstance(avro_type, str):
+        return avro_type
+    return str(avro_type["name"] if avro_type["type"] in _NAMED else avro_type["type"])
 
 
 def load_schema(path: Path) -> EnvelopeSchema:
@@ -123,14 +140,22 @@ def _from_avro_value(value: Any) -> Any:
 
 
 def image_to_avro(image: Mapping[str, Any], fields: Mapping[str, _FieldType]) -> dict[str, Any]:
-    """Split an image into typed fields and the JSON-encoded ``extra`` map."""
-    record: dict[str, Any] = {name: None for name in fields}
+    """Split an image into typed fields and the JSON-encoded ``extra`` map, for fastavro:
+    a nullable field's value is tagged with its union branch (``(branch, value)``)."""
+    record: dict[str, Any] = {
+        name: None if t.branch is None else _NULL for name, t in fields.items()
+    }
     extra: dict[str, str] = {}
     for name, value in image.items():
-        if name in fields:
-            record[name] = _to_avro_value(name, value, fields[name])
-        else:
+        field = fields.get(name)
+        if field is None:
             extra[name] = _json_text(value)
+            continue
+        avro = _to_avro_value(name, value, field)
+        if field.branch is None:
+            record[name] = avro
+        elif avro is not None:
+            record[name] = (field.branch, avro)
     record[EXTRA] = extra
     return record
 
