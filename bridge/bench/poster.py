@@ -46,6 +46,8 @@ class PostResult:
     done: list[float] = field(default_factory=list)
     latencies: list[tuple[float, float]] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
+    """CPU time the generators used (the machine's share that the ingest process lacked)."""
 
     @property
     def seconds(self) -> float:
@@ -63,6 +65,7 @@ class PostResult:
             done=sorted(self.done + other.done),
             latencies=self.latencies + other.latencies,
             statuses=statuses,
+            cpu_seconds=self.cpu_seconds + other.cpu_seconds,
         )
 
 
@@ -197,7 +200,9 @@ async def _main(url: str, bodies: list[bytes], concurrency: int, seconds: float)
     sys.stdout.buffer.write(READY)
     sys.stdout.buffer.flush()
     await asyncio.to_thread(sys.stdin.readline)
+    cpu = time.process_time()
     result = await post_bodies(url, bodies, concurrency, seconds)
+    result.cpu_seconds = time.process_time() - cpu
     sys.stdout.buffer.write(json.dumps(asdict(result)).encode() + b"\n")
     sys.stdout.buffer.flush()
 

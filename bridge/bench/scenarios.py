@@ -31,7 +31,7 @@ from bridge.bench.measure import (
     fno_totals,
     follow,
 )
-from bridge.bench.poster import post_from_processes
+from bridge.bench.poster import PostResult, post_from_processes
 from bridge.bench.reference import direct_calls
 from bridge.bench.settings import BenchSettings
 from bridge.bench.stack import Stack, open_stack, require
@@ -110,8 +110,9 @@ async def ingest(bench: Bench) -> None:
         ]
         url = f"http://127.0.0.1:{stack.settings.webhook.port}/webhooks/dataverse?{template.query}"
         cpu_before = cpu_seconds(process.process.pid)
-        accepted, seconds, statuses = await post_all(bench, stack, url, bodies)
+        posted = await post_all(bench, stack, url, bodies)
         cpu = cpu_seconds(process.process.pid) - cpu_before
+        accepted, seconds, statuses = len(posted.done), posted.seconds, posted.statuses
         process.sample_rss()
         bench.peaks["ingest"] = process.peak_mb
         require(accepted > 0, f"ingest: no notification accepted ({statuses})")
@@ -142,17 +143,18 @@ async def ingest(bench: Bench) -> None:
                 "load_processes": bench.settings.ingest_processes,
                 "ingest_cpu_seconds": cpu,
                 "ingest_cpu_us_per_notification": cpu / accepted * 1e6,
+                "load_generator_cpu_us_per_request": posted.cpu_seconds
+                / sum(statuses.values())
+                * 1e6,
             },
         )
     )
 
 
-async def post_all(
-    bench: Bench, stack: Stack, url: str, bodies: list[bytes]
-) -> tuple[int, float, dict[str, int]]:
+async def post_all(bench: Bench, stack: Stack, url: str, bodies: list[bytes]) -> PostResult:
     """POST every body from ``ingest_processes`` load generators of their own
-    (``ingest_concurrency`` requests in flight in all, within ``ingest_seconds``); return
-    (accepted, seconds, count per status)."""
+    (``ingest_concurrency`` requests in flight in all, within ``ingest_seconds``), and
+    draw the timeline of their answers."""
     settings = bench.settings
     result = await post_from_processes(
         url,
@@ -168,7 +170,7 @@ async def post_all(
         begin = result.started + second
         count = sum(1 for t in result.done if begin <= t < begin + 1)
         bench.timeline.rate("ingest", begin + 1, count)
-    return len(result.done), result.seconds, result.statuses
+    return result
 
 
 # --- apply, replay, backfill ------------------------------------------------------------
