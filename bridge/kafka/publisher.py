@@ -8,7 +8,7 @@ acknowledges a change that Kafka does not have.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 from bridge.config import KafkaSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
-from bridge.contract.envelope import ChangeEvent, Operation, now_millis
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, now_millis
 from bridge.errors import BridgeError, PublishFailed
 from bridge.kafka.clients import connection_options, start_client, stop_client
 from bridge.metrics import captured, published
@@ -131,6 +131,11 @@ class Publisher(Protocol):
         ...
 
 
+def _label(entity: SourceEntity) -> str:
+    """The entity's label in the capture and publish metrics."""
+    return f"{entity.system.lower()}.{entity.name}"
+
+
 class EventPublisher:
     """Async context manager owning one idempotent Kafka producer."""
 
@@ -169,12 +174,16 @@ class EventPublisher:
         """
         prefix = self._settings.topic_prefix
         claimed = []
+        captures: Counter[tuple[str, Capture]] = Counter()
         for entity, event in items:
             topic = entity.topic(prefix)
-            captured(f"{entity.system.lower()}.{entity.name}", event.source.capture)
+            captures[(_label(entity), event.source.capture)] += 1
             is_new, previous = self._versions.claim(topic, event)
             if is_new:
                 claimed.append((entity, topic, event, previous))
+        # counted per entity, not per event: a backfill page is hundreds of events
+        for (label, capture), count in captures.items():
+            captured(label, capture, count)
         now = now_millis()
         try:
             futures = [
@@ -190,8 +199,8 @@ class EventPublisher:
             if isinstance(exc, BridgeError):
                 raise
             raise PublishFailed(f"Kafka did not acknowledge: {exc.__class__.__name__}") from exc
-        for entity, _, _, _ in claimed:
-            published(f"{entity.system.lower()}.{entity.name}", 1)
+        for label, count in Counter(_label(entity) for entity, _, _, _ in claimed).items():
+            published(label, count)
         return len(claimed)
 
     async def send(
