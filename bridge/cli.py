@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.metadata
 import signal
 import sys
@@ -112,6 +113,10 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     configure_logging(settings.log)
+    # what the imports built lives as long as the process: out of the cyclic collector's
+    # way, the collections that each event's garbage triggers stay short (measured: a
+    # sixth of the ingest process's CPU per notification went to walking it)
+    gc.freeze()
     run_until_signalled(run_bridge(settings, role=role.value))
 
 

@@ -3,16 +3,15 @@ one or more figures beside their references, and stops everything it started."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from rich.console import Console
 
 from bridge.bench.load import (
@@ -32,6 +31,7 @@ from bridge.bench.measure import (
     fno_totals,
     follow,
 )
+from bridge.bench.poster import PostResult, post_from_processes
 from bridge.bench.reference import direct_calls
 from bridge.bench.settings import BenchSettings
 from bridge.bench.stack import Stack, open_stack, require
@@ -82,6 +82,13 @@ class Bench:
         return self.notification
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) a live process has used so far (Linux ``/proc``): what a
+    figure costs, however busy other processes keep the machine."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _text(value: float | None) -> str:
     return "-" if value is None else f"{value:,.1f}"
 
@@ -90,8 +97,9 @@ def _text(value: float | None) -> str:
 
 
 async def ingest(bench: Bench) -> None:
-    """Webhook notifications → Kafka through ``bridge run --role ingest``, against a raw
-    producer sending the same Avro bytes."""
+    """Webhook notifications → Kafka through ``bridge run --role ingest``, posted by load
+    generators in processes of their own (so the figure is the ingest process's capacity),
+    against a raw producer sending the same Avro bytes."""
     size = bench.settings.ingest_notifications
     async with bench.stack("ingest") as stack:
         template = await bench.template(stack)
@@ -101,7 +109,10 @@ async def ingest(bench: Bench) -> None:
             for record in synthetic_records("I", size)
         ]
         url = f"http://127.0.0.1:{stack.settings.webhook.port}/webhooks/dataverse?{template.query}"
-        accepted, seconds, statuses = await post_all(bench, url, bodies)
+        cpu_before = cpu_seconds(process.process.pid)
+        posted = await post_all(bench, stack, url, bodies)
+        cpu = cpu_seconds(process.process.pid) - cpu_before
+        accepted, seconds, statuses = len(posted.done), posted.seconds, posted.statuses
         process.sample_rss()
         bench.peaks["ingest"] = process.peak_mb
         require(accepted > 0, f"ingest: no notification accepted ({statuses})")
@@ -129,50 +140,37 @@ async def ingest(bench: Bench) -> None:
                 "statuses": statuses,
                 "seconds": seconds,
                 "concurrency": bench.settings.ingest_concurrency,
+                "load_processes": bench.settings.ingest_processes,
+                "ingest_cpu_seconds": cpu,
+                "ingest_cpu_us_per_notification": cpu / accepted * 1e6,
+                "load_generator_cpu_us_per_request": posted.cpu_seconds
+                / sum(statuses.values())
+                * 1e6,
             },
         )
     )
 
 
-async def post_all(
-    bench: Bench, url: str, bodies: list[bytes]
-) -> tuple[int, float, dict[str, int]]:
-    """POST every body (``ingest_concurrency`` at a time, within ``ingest_seconds``); return
-    (accepted, seconds, count per status)."""
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body in bodies:
-        queue.put_nowait(body)
-    statuses: dict[str, int] = {}
-    done: list[float] = []
-    deadline = time.monotonic() + bench.settings.ingest_seconds
-    headers = {"Content-Type": "application/json"}
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while not queue.empty() and time.monotonic() < deadline:
-            body = queue.get_nowait()
-            sent = time.monotonic()
-            try:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    status = str(response.status)
-            except aiohttp.ClientError as exc:
-                status = type(exc).__name__
-            statuses[status] = statuses.get(status, 0) + 1
-            now = time.monotonic()
-            if status == "200":
-                done.append(now)
-                if len(done) % 50 == 0:
-                    bench.timeline.latency("ingest", now, (now - sent) * 1000)
-
-    started = time.monotonic()
-    connector = aiohttp.TCPConnector(limit=bench.settings.ingest_concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(bench.settings.ingest_concurrency)))
-    seconds = time.monotonic() - started
-    for second in range(int(seconds) + 1):
-        count = sum(1 for t in done if started + second <= t < started + second + 1)
-        bench.timeline.rate("ingest", started + second + 1, count)
-    return len(done), seconds, statuses
+async def post_all(bench: Bench, stack: Stack, url: str, bodies: list[bytes]) -> PostResult:
+    """POST every body from ``ingest_processes`` load generators of their own
+    (``ingest_concurrency`` requests in flight in all, within ``ingest_seconds``), and
+    draw the timeline of their answers."""
+    settings = bench.settings
+    result = await post_from_processes(
+        url,
+        bodies,
+        processes=settings.ingest_processes,
+        concurrency=settings.ingest_concurrency,
+        seconds=settings.ingest_seconds,
+        work_dir=stack.processes.run_dir,
+    )
+    for at, milliseconds in result.latencies:
+        bench.timeline.latency("ingest", at, milliseconds)
+    for second in range(int(result.seconds) + 1):
+        begin = result.started + second
+        count = sum(1 for t in result.done if begin <= t < begin + 1)
+        bench.timeline.rate("ingest", begin + 1, count)
+    return result
 
 
 # --- apply, replay, backfill ------------------------------------------------------------
@@ -289,28 +287,45 @@ async def replay(
 
 
 async def backfill(bench: Bench, stack: Stack, size: int) -> None:
-    """``bridge backfill --restart`` of the seeded accounts: rows/s, against reading the same
-    pages straight from the API."""
+    """``bridge backfill --restart`` of the seeded accounts (in this process, set-up
+    included): rows/s, against reading the same pages straight from the API with the
+    backfill's own query (ordered by id, counted), which no backfill can outrun."""
     quiet = Console(file=io.StringIO())
+    cpu_before = cpu_seconds(os.getpid())
     started = time.monotonic()
     result = await backfill_flow(stack.settings, "accounts", restart=True, console=quiet)
     seconds = time.monotonic() - started
+    cpu = cpu_seconds(os.getpid()) - cpu_before
     page = stack.settings.poller.page_size
-    async with stack.bridge_client("sales") as sales:
-        read_started, rows = time.monotonic(), 0
-        async for body in sales.pages("accounts", page_size=page):
-            rows += len(body.get("value", []))
-        read_seconds = time.monotonic() - read_started
-    require(result.published_now >= size, f"backfill published {result.published_now} of {size}")
+    ordered = {"$count": "true", "$orderby": "accountid asc"}
+    read_rate = await read_rows(stack, page, ordered)
+    unordered_rate = await read_rows(stack, page, None)
+    rows = result.published_now
+    require(rows >= size, f"backfill published {rows} of {size}")
     bench.add(
         Figure(
             "backfill",
             "bridge backfill",
             "rows/s",
-            result.published_now / seconds,
-            rows / read_seconds,
-            f"reading the same rows from the Dataverse API (pages of {page})",
+            rows / seconds,
+            read_rate,
+            f"reading the same rows from the Dataverse API with the backfill's query (pages "
+            f"of {page}, ordered by id)",
             "≥ 5,000/s",
-            {"rows": result.published_now, "seconds": seconds},
+            {
+                "rows": rows,
+                "seconds": seconds,
+                "cpu_us_per_row": cpu / rows * 1e6 if rows else None,
+                "unordered_read_rate": unordered_rate,
+            },
         )
     )
+
+
+async def read_rows(stack: Stack, page: int, params: dict[str, str] | None) -> float:
+    """Rows/s reading every account page by page as the bridge."""
+    async with stack.bridge_client("sales") as sales:
+        started, rows = time.monotonic(), 0
+        async for body in sales.pages("accounts", params=params, page_size=page):
+            rows += len(body.get("value", []))
+        return rows / (time.monotonic() - started)

@@ -22,6 +22,8 @@ class BenchSettings(BaseSettings):
     ingest_notifications: int = Field(default=20_000, ge=1)
     ingest_concurrency: int = Field(default=64, ge=1)
     ingest_seconds: float = Field(default=60.0, gt=0)
+    ingest_processes: int = Field(default=1, ge=1)
+    """Load generators posting the ingest scenario's webhooks, each a process of its own."""
     apply_events: int = Field(default=5_000, ge=1)
     apply_seconds: float = Field(default=180.0, gt=0)
     reference_concurrency: int = Field(default=16, ge=1)

@@ -55,7 +55,7 @@ def _typed_value(name: str, value: Any) -> tuple[str, Any]:
         if kind in ("OptionSetValue", "Money") or "Value" in value:
             return name, value.get("Value")
         raise InvalidNotification(f"attribute {name!r} has an unsupported typed value")
-    if isinstance(value, str):
+    if isinstance(value, str) and value.startswith("/Date("):
         moment = parse_wcf_date(value)
         if moment is not None:
             return name, iso(moment)

@@ -8,6 +8,7 @@ the body is ignored. A body that is not a valid notification raises
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -97,16 +98,81 @@ def notification_images(
     context: RemoteExecutionContext, entity: SourceEntity
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """``(before, after)`` images: pre/post images, the Target when no post image exists."""
-    record_id = str(context.PrimaryEntityId)
+    images = _images(context, entity, operation_of(context))
+    return images.before, images.after
+
+
+@dataclass(frozen=True, slots=True)
+class _Images:
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    post_version: Any
+
+
+def _images(context: RemoteExecutionContext, entity: SourceEntity, operation: Operation) -> _Images:
+    """Each image of a notification, normalized once (the webhook hot path reads them all)."""
     before = image_of(context.PreEntityImages)
-    if operation_of(context) is Operation.DELETE:
-        return before, None
+    if operation is Operation.DELETE:
+        return _Images(before, None, None)
     after = image_of(context.PostEntityImages)
+    post_version = None if after is None else after.get("versionnumber")
     if after is None:
         after = {**(before or {}), **target_of(context)}
     if entity.id_attribute:
-        after[entity.id_attribute] = record_id
-    return before, after
+        after[entity.id_attribute] = str(context.PrimaryEntityId)
+    return _Images(before, after, post_version)
+
+
+@dataclass(frozen=True, slots=True)
+class SalesNotification:
+    """A notification about a captured Sales entity: its operation and images, normalized
+    once. Building one raises :class:`NotCaptured` for an entity or message the bridge does
+    not capture and :class:`InvalidNotification` for malformed images."""
+
+    context: RemoteExecutionContext
+    entity: SourceEntity
+    operation: Operation
+    images: _Images
+
+    @classmethod
+    def of(cls, context: RemoteExecutionContext) -> SalesNotification:
+        """Check what ``context`` is about and normalize its images."""
+        entity = notification_entity(context)
+        operation = operation_of(context)
+        return cls(context, entity, operation, _images(context, entity, operation))
+
+    @property
+    def needs_read(self) -> bool:
+        """Whether the body lacks a post image with a version, so the record must be read."""
+        return self.operation is not Operation.DELETE and self.images.post_version is None
+
+    def event(self, after: dict[str, Any] | None = None) -> ChangeEvent:
+        """The change event; ``after`` overrides the body's after image (a freshly read
+        record when the body carries no version)."""
+        context = self.context
+        before = self.images.before
+        after = after if after is not None else self.images.after
+        image = after or before or {}
+        when = (
+            parse_iso(image.get("modifiedon"))
+            or parse_wcf_date(context.OperationCreatedOn or "")
+            or datetime.now(UTC)
+        )
+        principal = context.InitiatingUserId or context.UserId
+        source = Source(
+            system=System.SALES,
+            entity=self.entity.entity,
+            record_id=str(context.PrimaryEntityId),
+            business_key=self.entity.business_key_of(image),
+            record_version=_version(image.get("versionnumber")),
+            change_time=when,
+            changed_by=str(principal) if principal else None,
+            capture=Capture.WEBHOOK,
+        )
+        correlation = str(context.CorrelationId) if context.CorrelationId else None
+        return ChangeEvent.create(
+            source, self.operation, before=before, after=after, correlation_id=correlation
+        )
 
 
 def notification_to_event(
@@ -115,29 +181,8 @@ def notification_to_event(
     """Build the change event of a notification. ``after`` overrides the body's after image
     (the receiver passes a freshly read record when the body carries no version)."""
     operation = operation_of(context)
-    before, body_after = notification_images(context, entity)
-    after = after if after is not None else body_after
-    image = after or before or {}
-    version = image.get("versionnumber")
-    when = (
-        parse_iso(image.get("modifiedon"))
-        or parse_wcf_date(context.OperationCreatedOn or "")
-        or datetime.now(UTC)
-    )
-    principal = context.InitiatingUserId or context.UserId
-    source = Source(
-        system=System.SALES,
-        entity=entity.entity,
-        record_id=str(context.PrimaryEntityId),
-        business_key=entity.business_key_of(image),
-        record_version=_version(version),
-        change_time=when,
-        changed_by=str(principal) if principal else None,
-        capture=Capture.WEBHOOK,
-    )
-    correlation = str(context.CorrelationId) if context.CorrelationId else None
-    return ChangeEvent.create(
-        source, operation, before=before, after=after, correlation_id=correlation
+    return SalesNotification(context, entity, operation, _images(context, entity, operation)).event(
+        after
     )
 
 

@@ -8,26 +8,23 @@ acknowledges a change that Kafka does not have.
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
 from typing import Protocol, Self
 
-import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from bridge.config import KafkaSettings
 from bridge.contract.catalog import SourceEntity
 from bridge.contract.codec import EventCodec
-from bridge.contract.envelope import ChangeEvent, Operation, now_millis
+from bridge.contract.envelope import Capture, ChangeEvent, Operation, now_millis
 from bridge.errors import PublishFailed
 from bridge.kafka.clients import RenewingProducer, connection_options, start_client, stop_client
 from bridge.metrics import captured, published
-
-log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +132,11 @@ class Publisher(Protocol):
         ...
 
 
+def _label(entity: SourceEntity) -> str:
+    """The entity's label in the capture and publish metrics."""
+    return f"{entity.system.lower()}.{entity.name}"
+
+
 class EventPublisher:
     """Async context manager owning one idempotent Kafka producer."""
 
@@ -178,8 +180,12 @@ class EventPublisher:
         """
         prefix = self._settings.topic_prefix
         entries = [(entity, entity.topic(prefix), event) for entity, event in items]
+        captures: Counter[tuple[str, Capture]] = Counter()
         for entity, _, event in entries:
-            captured(f"{entity.system.lower()}.{entity.name}", event.source.capture)
+            captures[(_label(entity), event.source.capture)] += 1
+        # counted per entity, not per event: a backfill page is hundreds of events
+        for (label, capture), count in captures.items():
+            captured(label, capture, count)
         await self._after_publishes_in_flight({(topic, event.key) for _, topic, event in entries})
         claimed = []
         for entity, topic, event in entries:
@@ -193,7 +199,7 @@ class EventPublisher:
         try:
             futures = [
                 await self._producer.send(
-                    topic, self._codec.encode(event.stamped(now), entity), key=event.key
+                    topic, self._codec.encode(event, entity, now), key=event.key
                 )
                 for entity, topic, event, _ in claimed
             ]
@@ -210,10 +216,8 @@ class EventPublisher:
                 if self._in_flight.get(key) is finished:
                     del self._in_flight[key]
             finished.set_result(None)
-        for entity, _, _, _ in claimed:
-            published(f"{entity.system.lower()}.{entity.name}", 1)
-        if claimed:
-            log.debug("events_published", count=len(claimed))
+        for label, count in Counter(_label(entity) for entity, _, _, _ in claimed).items():
+            published(label, count)
         return len(claimed)
 
     async def _after_publishes_in_flight(self, keys: set[tuple[str, bytes]]) -> None:

@@ -100,6 +100,10 @@ class StateStore:
             client_id=f"{self._settings.client_id}-state-loader",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # the end-offsets request waits on the connection behind the fetch the consumer
+            # starts at once; with the default 500 ms long poll every load of a quiet topic
+            # took half a second
+            fetch_max_wait_ms=10,
         )
         await start_client(consumer)
         try:

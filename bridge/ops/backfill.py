@@ -14,6 +14,7 @@ records already applied, use ``bridge reconcile --repair``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import aclosing
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -24,7 +25,7 @@ from bridge.contract.envelope import Capture
 from bridge.engine.flow import Flow
 from bridge.kafka.publisher import Publisher
 from bridge.ops.ports import StateAccess
-from bridge.sources.snapshots import SnapshotPage, SnapshotSource
+from bridge.sources.snapshots import SnapshotPage, SnapshotSource, read_ahead
 
 log = structlog.get_logger(__name__)
 
@@ -121,18 +122,19 @@ class Backfill:
         on_page: ProgressCallback | None = None,
     ) -> BackfillProgress:
         """Publish pages from ``progress`` until the last one (progress then deleted) or
-        ``max_pages`` pages; return the progress reached."""
+        ``max_pages`` pages; return the progress reached.
+
+        The next page is read while the current one is published; a page is published only
+        once the page before it was acknowledged and its progress stored, so a failure
+        stops the run with the progress of the last page acknowledged in full."""
         pages = self._source.pages(progress.next_cursor, self._page_size, Capture.BACKFILL)
-        read = 0
-        async for page in pages:
-            await self._publisher.publish([(self._flow.entity, e) for e in page.events])
-            progress = progress.after(page)
-            await self._save(progress)
-            read += 1
-            if on_page is not None:
-                on_page(progress)
-            if progress.next_cursor is None or (max_pages is not None and read >= max_pages):
-                break
+        async with aclosing(read_ahead(pages, max_pages)) as ahead:
+            async for page in ahead:
+                await self._publisher.publish([(self._flow.entity, e) for e in page.events])
+                progress = progress.after(page)
+                await self._save(progress)
+                if on_page is not None:
+                    on_page(progress)
         return progress
 
     async def _save(self, progress: BackfillProgress) -> None:

@@ -35,10 +35,7 @@ from bridge.config import WebhookSettings
 from bridge.dataverse.reader import DataverseReader
 from bridge.dataverse.webhook import (
     RemoteExecutionContext,
-    needs_fresh_read,
-    notification_entity,
-    notification_to_event,
-    operation_of,
+    SalesNotification,
     parse_notification,
 )
 from bridge.errors import FlowBlocked, InvalidNotification, NotCaptured, TransientError
@@ -58,9 +55,14 @@ DATAVERSE_PATH = "/webhooks/dataverse"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def json_answer(data: Any, status: int = 200) -> web.Response:
+    """A JSON answer (encoded with orjson: one is written per notification)."""
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
 def json_error(status: int, code: str, message: str) -> web.Response:
     """An error answer in one shape for every failure."""
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+    return json_answer({"error": {"code": code, "message": message}}, status=status)
 
 
 class Refused(Exception):
@@ -115,6 +117,7 @@ class WebhookReceiver:
         self._publisher = publisher
         self._reader = reader
         self._fno_reader = fno_reader
+        self._key = settings.key.get_secret_value().encode()
         self._runner: web.AppRunner | None = None
         self.port = settings.port
 
@@ -156,13 +159,12 @@ class WebhookReceiver:
             await self._runner.cleanup()
 
     async def _health(self, _request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        return json_answer({"status": "ok"})
 
     async def _authorised_json(self, request: web.Request) -> Any:
         """The decoded JSON body of a request that carries the right key."""
         supplied = request.query.get("code", "")
-        expected = self._settings.key.get_secret_value()
-        if not hmac.compare_digest(supplied.encode(), expected.encode()):
+        if not hmac.compare_digest(supplied.encode(), self._key):
             raise Refused(401, "unauthorized", "missing or wrong webhook key")
         return await self._json_body(request)
 
@@ -172,17 +174,15 @@ class WebhookReceiver:
         context = parse_notification(await self._authorised_json(request))
         if is_data_event(context):
             return await self._handle_data_event(context)
-        entity = notification_entity(context)
-        operation_of(context)
+        notification = SalesNotification.of(context)
         fresh = None
-        if needs_fresh_read(context):
-            fresh = await self._reader.read(entity, str(context.PrimaryEntityId))
+        if notification.needs_read:
+            fresh = await self._reader.read(notification.entity, str(context.PrimaryEntityId))
             if fresh is None:
-                return web.json_response({"published": 0, "reason": "record gone"})
-        event = notification_to_event(context, entity, fresh)
-        published = await self._publisher.publish([(entity, event)])
-        log.debug("webhook_accepted", entity=entity.name, event_id=event.event_id)
-        return web.json_response({"published": published, "event_id": event.event_id})
+                return json_answer({"published": 0, "reason": "record gone"})
+        event = notification.event(fresh)
+        published = await self._publisher.publish([(notification.entity, event)])
+        return json_answer({"published": published, "event_id": event.event_id})
 
     async def _handle_data_event(self, context: RemoteExecutionContext) -> web.Response:
         """Read the F&O record a data event names and publish its change."""
@@ -199,10 +199,10 @@ class WebhookReceiver:
         if context.MessageName != "OnExternalDeleted":
             record = await self._fno_reader.read(entity, key)
             if record is None:
-                return web.json_response({"published": 0, "reason": "record gone"})
+                return json_answer({"published": 0, "reason": "record gone"})
         event = data_event_to_change(context, entity, key, record)
         published = await self._publisher.publish([(entity, event)])
-        return web.json_response({"published": published, "event_id": event.event_id})
+        return json_answer({"published": published, "event_id": event.event_id})
 
     async def _json_body(self, request: web.Request) -> Any:
         if (

@@ -8,7 +8,9 @@ system implements it in its own package (:class:`bridge.dataverse.snapshots.Data
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -54,3 +56,33 @@ def page_total(body: dict[str, Any]) -> int | None:
     if count is None or body.get(COUNT_LIMIT_EXCEEDED):
         return None
     return int(count)
+
+
+async def read_ahead(
+    pages: AsyncIterator[SnapshotPage], limit: int | None = None
+) -> AsyncGenerator[SnapshotPage, None]:
+    """The first ``limit`` pages of ``pages`` (all without a limit), each next one read
+    while the caller handles the one it was given, so reading the source overlaps with
+    publishing. Pages keep their order; a failed read raises when its page is asked for.
+    Close it (``contextlib.aclosing``): a read still running then is cancelled."""
+    wanted = limit
+    ahead: asyncio.Task[SnapshotPage | None] | None = None
+    try:
+        page = await _next(pages)
+        while page is not None and (wanted is None or wanted > 0):
+            wanted = None if wanted is None else wanted - 1
+            if page.next_cursor is not None and (wanted is None or wanted > 0):
+                ahead = asyncio.create_task(_next(pages))
+            yield page
+            if ahead is None:
+                return
+            page, ahead = await ahead, None
+    finally:
+        if ahead is not None:
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead
+
+
+async def _next(pages: AsyncIterator[SnapshotPage]) -> SnapshotPage | None:
+    return await anext(pages, None)

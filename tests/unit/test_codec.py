@@ -121,3 +121,25 @@ def test_value_of_the_wrong_type_is_a_contract_error() -> None:
     bad = ChangeEvent.create(event.source, Operation.UPDATE, after={typed: "not a number"})
     with pytest.raises(ContractError, match=typed):
         CODEC.encode(bad, entity)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**70, -(2**64), "é ✓", {"b": 1, "a": [1.5, None, True]}, [], 1e300, "x" * 5000],
+    ids=["beyond-64-bits", "below-64-bits", "unicode", "nested", "empty", "huge-float", "long"],
+)
+def test_untyped_attributes_survive_whatever_json_they_hold(value: Any) -> None:
+    entity = SOURCE_ENTITIES[0]
+    event = event_for(entity)
+    event = ChangeEvent.create(
+        event.source, event.operation, after={**(event.after or {}), "untyped": value}
+    )
+    assert CODEC.decode(CODEC.encode(event, entity)).after["untyped"] == value
+
+
+def test_encoding_with_a_publish_time_equals_encoding_the_stamped_event() -> None:
+    entity = SOURCE_ENTITIES[0]
+    event = event_for(entity)
+    moment = datetime(2026, 11, 30, 8, 0, 0, 250000, tzinfo=UTC)
+    assert CODEC.encode(event, entity, moment) == CODEC.encode(event.stamped(moment), entity)
+    assert CODEC.decode(CODEC.encode(event, entity, moment)).published_at == moment

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from bridge.contract.envelope import Capture, Operation, System
 from bridge.dataverse.webhook import (
+    SalesNotification,
     needs_fresh_read,
     notification_entity,
     notification_to_event,
@@ -95,3 +97,28 @@ def test_malformed_attribute_list_is_invalid() -> None:
     body["PostEntityImages"][0]["value"]["Attributes"] = [{"no-key": 1}]
     with pytest.raises(InvalidNotification):
         event_of(body)
+
+
+def _without_post_image(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "PostEntityImages": []}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        notification("Create", post=account_image(1001)),
+        notification("Update", pre=account_image(1000, "Old"), post=account_image(1001)),
+        notification("Delete", pre=account_image(1001)),
+        _without_post_image(notification("Update", target={"name": "n"})),
+        _without_post_image(notification("Update", pre=account_image(1000), target={"name": "n"})),
+    ],
+    ids=["create", "update", "delete", "target-only", "pre-and-target"],
+)
+def test_a_notification_read_once_gives_what_each_function_gives(body: dict[str, Any]) -> None:
+    context = parse_notification(body)
+    once = SalesNotification.of(context)
+    assert once.needs_read == needs_fresh_read(context)
+    expected = notification_to_event(context, notification_entity(context))
+    assert replace(once.event(), published_at=expected.published_at) == expected
+    fresh = {**account_image(1005), "accountid": ACCOUNT_ID}
+    assert once.event(fresh).after == fresh
