@@ -92,10 +92,11 @@ class AdaptiveLimiter:
 
     Contract: at most :attr:`limit` requests run inside :meth:`slot` at once; none starts
     while a ``Retry-After`` is pending; the limit stays within ``[minimum, ceiling]``. Once a
-    429 came, requests start in arrival order and no faster than :attr:`rate` operations per
-    second; before it, they are not paced. One throttling episode (the 429s of requests that
-    started before the first of them was answered) narrows the window and the rate once.
-    A request cancelled while it waits takes nothing from the window or the rate.
+    429 came, requests start one after the other, in the order they got room in the window,
+    each ``cost / rate`` seconds after the one before; before it, they are not paced. One
+    throttling episode (the 429s of requests that started before the first of them was
+    answered) narrows the window and the rate once. A request cancelled while it waits takes
+    nothing from the window or the rate.
     """
 
     def __init__(self, settings: LimiterSettings | None = None, *, name: str = "") -> None:
