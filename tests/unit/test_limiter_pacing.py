@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from bridge.config import ApiSettings, FnoSettings, SalesSettings
+from bridge.config import ApiSettings, FnoSettings, Registration, SalesSettings
 from bridge.errors import Throttled
 from bridge.http.batch import BatchRequest, batch_operations
 from bridge.http.client import ApiClient
@@ -244,6 +244,30 @@ async def test_a_request_costs_its_operations_where_the_service_counts_them(
         await send(api, operations=90)  # the window is full: 429, then retried
     assert service.refused == 1
     assert api.registrations[0].limiter.rate == pytest.approx(expected_rate, rel=0.01)
+
+
+async def test_each_registration_learns_its_own_rate() -> None:
+    calls: list[str] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/oauth2/v2.0/token"):
+            client_id = parse_qs(request.content.decode())["client_id"][0]
+            return httpx.Response(200, json={"expires_in": 3599, "access_token": client_id})
+        calls.append(principal := request.headers["Authorization"].removeprefix("Bearer "))
+        if principal == "bridge-local" and len(calls) == 4:
+            return httpx.Response(429, json={"error": {}}, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={"value": []})
+
+    settings = FnoSettings(
+        extra_registrations=[Registration(client_id="bridge-2", client_secret="s")]
+    )
+    async with ApiClient(settings, "/data", POLICY, transport=httpx.MockTransport(answer)) as api:
+        for _ in range(4):
+            await api.request("POST", "$batch", content=b"-", operations=10, registration=0)
+        await api.request("POST", "$batch", content=b"-", operations=10, registration=1)
+    local, other = (r.limiter for r in api.registrations)
+    assert local.rate == pytest.approx(0.95 * 30, rel=0.01)
+    assert other.rate is None
 
 
 def test_a_batch_weighs_as_many_operations_as_its_change_sets_hold() -> None:
