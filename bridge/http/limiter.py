@@ -175,16 +175,18 @@ class AdaptiveLimiter:
             self._waiting -= 1
 
     async def _wait_for_room(self) -> None:
-        async with self._changed:
-            while True:
-                pending = self._paused_until - _now()
-                if pending > 0:
-                    # woken early only by another change; the pause itself is timed
-                    try:
-                        async with asyncio.timeout(pending):
-                            await self._changed.wait()
-                    except TimeoutError:
-                        pass
+        # a pause is slept through outside the condition (a 429's release wakes the
+        # requests waiting for room, which then find the pause); ``slept_until`` remembers
+        # which pause was over, rather than comparing with a clock that may read a hair
+        # before its end
+        slept_until = _now()
+        while True:
+            if (pause_end := self._paused_until) > slept_until:
+                await asyncio.sleep(pause_end - _now())
+                slept_until = pause_end
+                continue
+            async with self._changed:
+                if self._paused_until > slept_until:
                     continue
                 if self._in_flight < self.limit:
                     self._in_flight += 1
@@ -197,12 +199,12 @@ class AdaptiveLimiter:
         if self._pacing_rate() is None:
             return self._admit(cost)
         async with self._pacing:
-            while True:
-                # a 429 answered meanwhile may have begun a pause: look again after sleeping
-                wait = max(self._next_start, self._paused_until) - _now()
-                if wait <= 0:
-                    break
-                await asyncio.sleep(wait)
+            # sleep until the start, then again only if a 429 answered meanwhile began a
+            # pause (as in _wait_for_room)
+            slept_until = _now()
+            while (start := max(self._next_start, self._paused_until)) > slept_until:
+                await asyncio.sleep(start - _now())
+                slept_until = start
             admission = self._admit(cost)
             if self._rate is not None:
                 self._next_start = admission.at + cost / self._rate

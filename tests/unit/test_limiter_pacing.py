@@ -118,6 +118,23 @@ async def test_a_run_at_the_ceiling_gets_at_least_90_percent_of_it_with_few_429s
     assert service.refused <= 10, service.refused
 
 
+@pytest.mark.parametrize("registrations", [2, 4])
+async def test_registrations_sharing_one_ceiling_each_learn_their_share(
+    registrations: int,
+) -> None:
+    # F&O throttles all callers of a server together (spec B.3): each registration learns
+    # the share it was admitted
+    extra = [Registration(client_id=f"r{n}", client_secret="s") for n in range(registrations - 1)]
+    service = ResourceLimitedService(latency=0.25)
+    async with api_client(service, FnoSettings(extra_registrations=extra)) as api:
+        failed = await run_for(api, 120.0, workers=2 + 2 * registrations, operations=25)
+    steady = service.operations_between(10.0, 120.0) / 110.0
+    assert failed == 0
+    assert steady >= 0.85 * CAPACITY, (steady, service.refused)
+    assert service.refused <= 20, service.refused
+    assert all(r.limiter.rate is not None for r in api.registrations)
+
+
 async def test_before_the_first_429_nothing_is_paced() -> None:
     limiter = AdaptiveLimiter(LimiterSettings(initial=1))
     started = now()
