@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -95,6 +95,9 @@ class ApiSettings(_Section):
     concurrency_initial: int = Field(default=8, ge=1)
     concurrency_max: int = Field(default=52, ge=1)
     """Ceiling of each registration's adaptive window (Dataverse: 52 concurrent per user)."""
+    limits_count_operations: ClassVar[bool] = False
+    """Whether the service's throttling weighs a request by the operations it carries (F&O,
+    spec B.3) rather than counting each HTTP request once (Dataverse, A.8)."""
 
     def registrations(self) -> list[ApiSettings]:
         """These settings once per registration: the main one first, then each extra one
@@ -144,6 +147,7 @@ class FnoSettings(ApiSettings):
     api_path: str = "/data"
     default_company: str = "usmf"
     capture: Literal["data-events", "none"] = "data-events"
+    limits_count_operations: ClassVar[bool] = True
 
 
 class WebhookSettings(_Section):

@@ -57,6 +57,12 @@ def encode_batch(change_sets: Sequence[ChangeSet]) -> tuple[bytes, str]:
     return body.encode(), f"multipart/mixed; boundary={boundary}"
 
 
+def batch_operations(change_sets: Sequence[ChangeSet]) -> int:
+    """How many operations a batch of ``change_sets`` carries: what F&O's throttling counts
+    it as (spec B.3), and so what the limiter paces it by (``ApiClient.request``)."""
+    return sum(len(change_set) for change_set in change_sets)
+
+
 def _renumbered(operation: BatchRequest, offset: int, size: int) -> BatchRequest:
     """``operation`` with its change-set-local ``$n`` references moved by ``offset``."""
     if offset == 0:

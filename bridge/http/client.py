@@ -6,7 +6,9 @@ A 401 gets one fresh token before it counts as :class:`FlowBlocked`.
 The bridge may hold several application registrations per API (Microsoft's advice for
 multiplying the per-user service-protection limits): each has its own token and its own
 adaptive window (:class:`AdaptiveLimiter`), and every attempt goes to the registration with
-the most room in its window.
+the most room in its window. Each request tells its limiter how many operations the service
+counts for it (:attr:`ApiSettings.limits_count_operations`): F&O weighs a ``$batch`` by its
+operations, Dataverse counts every HTTP request once.
 """
 
 from __future__ import annotations
@@ -108,18 +110,21 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         content: bytes | None = None,
         registration: int | None = None,
+        operations: int = 1,
     ) -> httpx.Response:
         """Send one request with retries; return the response or raise a classified error.
 
         ``content`` is a raw body (a ``$batch``); ``registration`` pins the request to one
         registration (to ask ``WhoAmI`` as each of them), else each attempt takes the one
-        with the most room."""
+        with the most room. ``operations`` is how many operations the body carries (a
+        ``$batch``'s), which the limiter paces by where the service counts them."""
         url = self.url(path)
         body = content if json is None else orjson.dumps(json)
         request_headers = dict(headers or {})
         if json is not None:
             request_headers.setdefault("Content-Type", "application/json")
         attempts = 0
+        cost = operations if self.settings.limits_count_operations else 1
 
         async def attempt() -> httpx.Response:
             nonlocal attempts
@@ -128,7 +133,7 @@ class ApiClient:
                 http_retried(self.target)
             chosen = self._choose(registration)
             try:
-                async with chosen.limiter.slot() as report:
+                async with chosen.limiter.slot(cost) as report:
                     response = await self._send(chosen, method, url, body, params, request_headers)
                     report.headers = response.headers
                     return response

@@ -20,7 +20,7 @@ import structlog
 
 from bridge.config import BulkSettings
 from bridge.errors import NotFound, TargetRejected
-from bridge.http.batch import BatchRequest, decode_batch, encode_batch
+from bridge.http.batch import BatchRequest, batch_operations, decode_batch, encode_batch
 from bridge.http.client import ApiClient
 from bridge.http.odata import odata_literal
 from bridge.http.responses import classify_response
@@ -155,6 +155,7 @@ class BatchedWrites:
             "$batch",
             content=body,
             headers={**self._headers, "Content-Type": content_type},
+            operations=batch_operations(change_sets),
         )
         return decode_batch(response, change_sets)
 
