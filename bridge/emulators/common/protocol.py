@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
@@ -126,7 +127,9 @@ class ApiResponse:
         if self.raw is not None:
             return self.raw, self.content_type
         if self.body is not None:
-            return json.dumps(self.body, separators=(",", ":")).encode(), JSON_MINIMAL
+            # orjson: every answer of both emulators is encoded here (compact, like json's
+            # with these separators; text keys only, as OData's are)
+            return orjson.dumps(self.body), JSON_MINIMAL
         if self.text is not None:
             return self.text.encode(), "text/plain"
         return b"", None

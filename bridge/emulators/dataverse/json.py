@@ -77,6 +77,7 @@ class DataverseRenderer:
         self.tables = tables
         self.service_root = service_root
         self.prefer = prefer
+        self._formatted = prefer.wants_annotation(FORMATTED)  # asked once, not per attribute
 
     def context(self, entity: EntityDef, select: Sequence[str] | None, suffix: str = "") -> str:
         """The ``@odata.context`` URL of a response about ``entity``."""
@@ -111,7 +112,7 @@ class DataverseRenderer:
         if isinstance(value, LookupRef):
             self._lookup_annotations(body, field, value)
             return
-        text = formatted_value(field, value) if self.prefer.wants_annotation(FORMATTED) else None
+        text = formatted_value(field, value) if self._formatted else None
         if text is not None:
             body[f"{field.web_name}@{FORMATTED}"] = text
 

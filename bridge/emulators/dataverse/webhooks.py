@@ -18,13 +18,14 @@ one more attempt; anything else or a timeout is recorded as a failed ``asyncoper
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
+
+import orjson
 
 from bridge.emulators.common.delivery import (
     Delivery,
@@ -268,11 +269,11 @@ class WebhookNotifier:
             "x-ms-dynamics-request-name": message,
             "x-ms-correlation-request-id": correlation,
         }
-        body = json.dumps(context).encode()
+        body = orjson.dumps(context)
         if len(body) > MAX_BODY:
             for key in ("ParentContext", "InputParameters", "PreEntityImages", "PostEntityImages"):
                 context[key] = None if key == "ParentContext" else []
-            body = json.dumps(context).encode()
+            body = orjson.dumps(context)
             headers["x-ms-dynamics-msg-size-exceeded"] = "true"
         url, display_url = _authenticated_url(endpoint.values, headers)
         self.dispatcher.submit(
