@@ -126,11 +126,19 @@ def emulate(
     sales_port: Annotated[int, typer.Option(help="Dataverse (Sales) emulator port")] = 8081,
     fno_port: Annotated[int, typer.Option(help="Finance and Operations emulator port")] = 8082,
 ) -> None:
-    """Serve the Dataverse and F&O emulators until interrupted."""
+    """Serve the Dataverse and F&O emulators until interrupted (over HTTPS with
+    BRIDGE_EMULATOR__TLS_CERTFILE and BRIDGE_EMULATOR__TLS_KEYFILE)."""
+    from bridge.emulators.common.settings import EmulatorSettings
     from bridge.emulators.server import run_emulators
 
     configure_logging(_settings().log)
-    run_until_signalled(run_emulators(host, sales_port, fno_port))
+    try:
+        emulator_settings = EmulatorSettings()
+    except ValidationError as exc:
+        problems = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        typer.echo(f"error: invalid emulator settings: {problems}", err=True)
+        raise typer.Exit(2) from None
+    run_until_signalled(run_emulators(emulator_settings, host, sales_port, fno_port))
 
 
 @app.command()

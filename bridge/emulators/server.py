@@ -1,4 +1,5 @@
-"""Run both emulators on loopback HTTP: :class:`Emulators` for tests and the demo,
+"""Run both emulators on loopback HTTP (HTTPS with ``BRIDGE_EMULATOR__TLS_CERTFILE`` and
+``__TLS_KEYFILE``): :class:`Emulators` for tests and the demo,
 :func:`run_emulators` for ``bridge emulate``.
 
 The two are one Power Platform-integrated pair: the F&O entities are virtual tables
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import ssl
 from types import TracebackType
 from typing import Self
 
@@ -25,17 +27,24 @@ from bridge.emulators.common.principals import PrincipalDirectory
 from bridge.emulators.common.settings import EmulatorSettings
 from bridge.emulators.dataverse.app import DataverseEmulator
 from bridge.emulators.fno.app import FnoEmulator
+from bridge.tls import server_context
 
 log = structlog.get_logger(__name__)
 
 
-async def _serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
+async def _serve(
+    app: web.Application, host: str, port: int, tls: ssl.SSLContext | None
+) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site = web.TCPSite(runner, host, port, ssl_context=tls)
     await site.start()
     bound_host, bound_port = runner.addresses[0][:2]
-    return runner, f"http://{host if host not in ('0.0.0.0', '::') else bound_host}:{bound_port}"
+    scheme = "https" if tls else "http"
+    return (
+        runner,
+        f"{scheme}://{host if host not in ('0.0.0.0', '::') else bound_host}:{bound_port}",
+    )
 
 
 class Emulators:
@@ -62,10 +71,18 @@ class Emulators:
         self.ready = asyncio.Event()
 
     async def __aenter__(self) -> Self:
+        settings = self.settings
+        tls = (
+            server_context(settings.tls_certfile, settings.tls_keyfile)
+            if settings.tls_certfile
+            else None
+        )
         try:
-            sales_runner, self.sales_url = await _serve(self.sales.app, self.host, self.sales_port)
+            sales_runner, self.sales_url = await _serve(
+                self.sales.app, self.host, self.sales_port, tls
+            )
             self._runners.append(sales_runner)
-            fno_runner, self.fno_url = await _serve(self.fno.app, self.host, self.fno_port)
+            fno_runner, self.fno_url = await _serve(self.fno.app, self.host, self.fno_port, tls)
             self._runners.append(fno_runner)
         except BaseException:
             await self.aclose()
@@ -123,8 +140,8 @@ async def serve_forever(emulators: Emulators) -> None:
             loop.remove_signal_handler(sig)
 
 
-async def run_emulators(host: str, sales_port: int, fno_port: int) -> None:
-    """Run both emulators with settings from the environment until cancelled or SIGTERM."""
-    await serve_forever(
-        Emulators(EmulatorSettings(), host=host, sales_port=sales_port, fno_port=fno_port)
-    )
+async def run_emulators(
+    settings: EmulatorSettings, host: str, sales_port: int, fno_port: int
+) -> None:
+    """Run both emulators until cancelled or SIGTERM."""
+    await serve_forever(Emulators(settings, host=host, sales_port=sales_port, fno_port=fno_port))

@@ -9,7 +9,12 @@ token requests are counted from its ``token_issued`` log events.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -229,3 +234,76 @@ async def test_msal_with_instance_discovery_and_the_v1_metadata(
     assert v1.json()["token_endpoint"] == f"{tls_emulator.url}/{TENANT}/oauth2/token"
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_tenant"
     assert foreign.json()["error"] == "invalid_instance"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_bridge_emulate_serves_https_that_msal_and_the_bridge_accept(tmp_path: Path) -> None:
+    """``bridge emulate`` itself over TLS: what a newcomer runs to try MSAL locally."""
+    ca = TestCA(tmp_path / "pki")
+    server = ca.issue("emulator", server=True)
+    sales_port, fno_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "BRIDGE_EMULATOR__TLS_CERTFILE": str(server.cert),
+        "BRIDGE_EMULATOR__TLS_KEYFILE": str(server.key),
+    }
+    ports = ["--sales-port", str(sales_port), "--fno-port", str(fno_port)]
+    process = start_emulate(ports, env, tmp_path / "emulate.log")
+    try:
+        url = f"https://127.0.0.1:{sales_port}"
+        verify = client_context(ca.cert)
+
+        async def answers() -> bool:
+            async with httpx.AsyncClient(verify=verify) as http:
+                try:
+                    await http.get(f"{url}/api/data/v9.2/")
+                except httpx.TransportError:
+                    assert process.poll() is None, (tmp_path / "emulate.log").read_text()
+                    return False
+                return True
+
+        await eventually_true(answers)
+        answer = await who_am_i(SalesSettings(base_url=url, ca_file=ca.cert))
+        assert answer["UserId"]
+        async with httpx.AsyncClient() as http:  # plain HTTP is not served
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"http://127.0.0.1:{fno_port}/data/")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=15)
+    assert process.returncode == 0
+
+
+def start_emulate(ports: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``bridge emulate`` as a child process (the caller stops it by its pid)."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bridge", "emulate", *ports], env=env, stdout=log, stderr=log
+        )
+
+
+def test_bridge_emulate_refuses_a_certificate_without_its_key(tmp_path: Path) -> None:
+    env = {**os.environ, "BRIDGE_EMULATOR__TLS_CERTFILE": str(tmp_path / "cert.pem")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge", "emulate", "--sales-port", "0", "--fno-port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "TLS_CERTFILE and __TLS_KEYFILE go together" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def eventually_true(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, "never became true"
+        await asyncio.sleep(0.2)

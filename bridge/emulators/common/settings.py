@@ -7,7 +7,10 @@ them in constant time (see :mod:`bridge.emulators.common.principals`).
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _WEEK = 7 * 24 * 3600.0
@@ -63,3 +66,13 @@ class EmulatorSettings(BaseSettings):
     fno_resource_window_seconds: float = Field(default=1.0, gt=0)
     dataverse_tables_without_bulk: tuple[str, ...] = ()
     """Sales tables whose ``sdkmessagefilters`` lack CreateMultiple/UpdateMultiple."""
+    tls_certfile: Path | None = None
+    """Serve both emulators over HTTPS with this certificate (PEM, its chain), as the real
+    services are only reachable over TLS; MSAL accepts no other authority."""
+    tls_keyfile: Path | None = None
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Self:
+        if (self.tls_certfile is None) != (self.tls_keyfile is None):
+            raise ValueError("BRIDGE_EMULATOR__TLS_CERTFILE and __TLS_KEYFILE go together")
+        return self

@@ -132,7 +132,7 @@ async def test_serve_forever_stops_when_cancelled() -> None:
 
 
 async def test_run_emulators_can_be_cancelled() -> None:
-    task = asyncio.create_task(run_emulators("127.0.0.1", 0, 0))
+    task = asyncio.create_task(run_emulators(EmulatorSettings(), "127.0.0.1", 0, 0))
     await asyncio.sleep(0.2)
     task.cancel()
     results = await asyncio.gather(task, return_exceptions=True)
