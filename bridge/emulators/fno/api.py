@@ -59,6 +59,7 @@ from bridge.emulators.odata.keys import Segment, split_path
 from bridge.emulators.odata.query import (
     Expand,
     QueryOptions,
+    Resolve,
     filter_rows,
     order_rows,
     parse_query,
@@ -173,17 +174,23 @@ class FnoApi:
             return rows
         return [r for r in rows if r.values.get("dataAreaId") == self.default_company]
 
-    def _candidates(
-        self, request: ApiRequest, entity: EntityDef, node: Node | None
+    def _filtered(
+        self,
+        request: ApiRequest,
+        entity: EntityDef,
+        node: Node | None,
+        resolve: Resolve[StoredRecord],
     ) -> list[StoredRecord]:
-        """The visible rows that can pass ``node``: when it only names full keys
+        """The visible rows that pass ``node``. When it only names full text keys
         (``(k1 eq 'a' and k2 eq 'b') or ...``, as a client reading many records by key
-        sends), the rows at those keys, read from the key index as a real F&O's SQL would;
-        otherwise every visible row. The filter is still applied to what this returns."""
+        sends), they are the rows at those keys, read from the key index as a real F&O's SQL
+        would: the index compares keys as the filter does (text without case), so the rows
+        found pass it and it is not evaluated again (for 40 keys, 40 clauses per row).
+        Otherwise the filter is evaluated on every visible row."""
         text_keys = all(entity.fields[k].kind is FieldKind.STRING for k in entity.keys)
         pinned = _key_lookups(node, entity.keys) if text_keys else None
         if pinned is None:
-            return self._visible(request, entity)
+            return filter_rows(self._visible(request, entity), node, resolve, FNO)
         found = {id(r): r for v in pinned if (r := self.tables.get(entity, v)) is not None}
         if _cross_company(request):
             return list(found.values())
@@ -193,9 +200,7 @@ class FnoApi:
         options = self._options(request, entity)
         self._check_expand(entity, options.expand)
         resolve = self._resolver(entity)
-        rows = filter_rows(
-            self._candidates(request, entity, options.filter), options.filter, resolve, FNO
-        )
+        rows = self._filtered(request, entity, options.filter, resolve)
         rows = order_rows(rows, options.orderby or [(k, False) for k in entity.keys], resolve)
         body: dict[str, Any] = {
             "@odata.context": context_url(request.service_root, entity, options.select, False)
