@@ -276,7 +276,11 @@ async def test_bridge_emulate_serves_https_that_msal_and_the_bridge_accept(tmp_p
                 await http.get(f"http://127.0.0.1:{fno_port}/data/")
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(timeout=15)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()  # by its pid: never leave it running, even when the test fails
+            process.wait(timeout=15)
     assert process.returncode == 0
 
 
