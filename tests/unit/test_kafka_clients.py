@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, OutOfOrderSequenceNumber
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import bridge.kafka.publisher as publisher_module
 from bridge.config import KafkaSettings
@@ -225,3 +229,49 @@ async def until_true(condition: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.005)
     raise AssertionError("condition never held")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_publish_that_returns_leaves_its_version_or_a_newer_one_acknowledged(
+    data: st.DataObject,
+) -> None:
+    """Webhooks and the poller report versions of one record at once and Kafka acknowledges
+    or fails each send in any order. Whenever a publish returns — its caller then
+    acknowledges its own input (a 2xx to Dataverse, a delta token stored) — Kafka has
+    acknowledged the version it reported or a newer one."""
+    asyncio.run(_publish_interleaving(data))
+
+
+async def _publish_interleaving(data: st.DataObject) -> None:
+    held = HeldProducer()
+    codec = EventCodec.from_directory()
+    entity = source_entity(System.SALES, "account")
+    reported = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=6), label="versions")
+    base = event_for(entity)
+    events = [replace(base, source=replace(base.source, record_version=v)) for v in reported]
+    acknowledged: list[int] = []
+    with patch.object(publisher_module, "AIOKafkaProducer", lambda **_: held):
+        async with EventPublisher(KafkaSettings(), codec) as publisher:
+            tasks = [asyncio.create_task(publisher.publish([(entity, e)])) for e in events]
+            for _ in range(10_000):
+                await asyncio.sleep(0)
+                if all(task.done() for task in tasks):
+                    break
+                pending = [i for i, ack in enumerate(held.acks) if not ack.done()]
+                if not pending:
+                    continue
+                index = data.draw(st.sampled_from(pending), label="answered send")
+                if data.draw(st.booleans(), label="acknowledged"):
+                    held.acks[index].set_result("ok")
+                    version = codec.decode(held.sent[index] or b"").source.record_version
+                    acknowledged.append(version or 0)
+                else:
+                    held.acks[index].set_exception(KafkaConnectionError("broker gone"))
+            else:
+                raise AssertionError("the publishes never finished")
+    for task, version in zip(tasks, reported, strict=True):
+        if task.exception() is None:
+            assert any(a >= version for a in acknowledged), (
+                f"version {version} reported as published; Kafka acknowledged {acknowledged}"
+            )
