@@ -14,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.bench.processes import BenchError, Started
 from bridge.bench.stack import Stack
+from bridge.fno.reader import filter_expression
+from bridge.fno.sink import CROSS_COMPANY
 from bridge.kafka.ops import open_kafka
 
 
@@ -131,7 +133,6 @@ async def customers(
 
 
 KEYS_PER_QUERY = 40
-CROSS_COMPANY = {"cross-company": "true"}
 
 
 async def customers_at(
@@ -145,7 +146,7 @@ async def customers_at(
         for start in range(0, len(accounts), KEYS_PER_QUERY):
             chunk = accounts[start : start + KEYS_PER_QUERY]
             clauses = " or ".join(
-                f"(dataAreaId eq '{company}' and CustomerAccount eq '{account}')"
+                f"({filter_expression({'dataAreaId': company, 'CustomerAccount': account})})"
                 for account in chunk
             )
             params = {**CROSS_COMPANY, "$filter": clauses, "$select": "CustomerAccount"}

@@ -11,10 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,9 @@ from bridge.http.retry import RetryPolicy
 from bridge.http.tokens import TokenProvider
 from bridge.sources.receiver import bound_port
 from bridge.tls import client_context, server_context
+from tests.integration.conftest import free_port
 from tests.support.tls import Issued, TestCA
+from tests.support.waiting import eventually
 
 TENANT = "emulated-tenant"
 CLIENT_ID = "bridge-local"
@@ -236,13 +237,6 @@ async def test_msal_with_instance_discovery_and_the_v1_metadata(
     assert foreign.json()["error"] == "invalid_instance"
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 async def test_bridge_emulate_serves_https_that_msal_and_the_bridge_accept(tmp_path: Path) -> None:
     """``bridge emulate`` itself over TLS: what a newcomer runs to try MSAL locally."""
     ca = TestCA(tmp_path / "pki")
@@ -268,7 +262,7 @@ async def test_bridge_emulate_serves_https_that_msal_and_the_bridge_accept(tmp_p
                     return False
                 return True
 
-        await eventually_true(answers)
+        await eventually(answers, interval=0.2)
         answer = await who_am_i(SalesSettings(base_url=url, ca_file=ca.cert))
         assert answer["UserId"]
         async with httpx.AsyncClient() as http:  # plain HTTP is not served
@@ -304,10 +298,3 @@ def test_bridge_emulate_refuses_a_certificate_without_its_key(tmp_path: Path) ->
     assert done.returncode == 2
     assert "TLS_CERTFILE and __TLS_KEYFILE go together" in done.stderr
     assert "Traceback" not in done.stderr
-
-
-async def eventually_true(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, "never became true"
-        await asyncio.sleep(0.2)

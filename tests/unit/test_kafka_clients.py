@@ -22,6 +22,7 @@ from bridge.contract.envelope import System
 from bridge.errors import PublishFailed
 from bridge.kafka.clients import RenewingProducer, start_clients
 from bridge.kafka.publisher import EventPublisher
+from tests.support.waiting import until
 from tests.unit.test_codec import event_for
 
 
@@ -211,24 +212,16 @@ async def test_a_change_claimed_by_a_publish_that_fails_is_published_by_the_one_
     event = event_for(entity)
     async with EventPublisher(KafkaSettings(), EventCodec.from_directory()) as publisher:
         webhook = asyncio.create_task(publisher.publish([(entity, event)]))
-        await until_true(lambda: len(held.acks) == 1)
+        await until(lambda: len(held.acks) == 1)
         poller = asyncio.create_task(publisher.publish([(entity, event)]))
         await asyncio.sleep(0.01)
         assert not poller.done()  # waits for the webhook's outcome
         held.acks[0].set_exception(KafkaConnectionError("broker gone"))
         with pytest.raises(PublishFailed):
             await webhook
-        await until_true(lambda: len(held.acks) == 2)
+        await until(lambda: len(held.acks) == 2)
         held.acks[1].set_result("t@0")
         assert await poller == 1  # the poller published it itself
-
-
-async def until_true(condition: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("condition never held")
 
 
 @settings(max_examples=200, deadline=None)
