@@ -247,22 +247,29 @@ async def _publish_interleaving(data: st.DataObject) -> None:
     with patch.object(publisher_module, "AIOKafkaProducer", lambda **_: held):
         async with EventPublisher(KafkaSettings(), codec) as publisher:
             tasks = [asyncio.create_task(publisher.publish([(entity, e)])) for e in events]
-            for _ in range(10_000):
-                await asyncio.sleep(0)
-                if all(task.done() for task in tasks):
-                    break
-                pending = [i for i, ack in enumerate(held.acks) if not ack.done()]
-                if not pending:
-                    continue
-                index = data.draw(st.sampled_from(pending), label="answered send")
-                if data.draw(st.booleans(), label="acknowledged"):
-                    held.acks[index].set_result("ok")
-                    version = codec.decode(held.sent[index] or b"").source.record_version
-                    acknowledged.append(version or 0)
+            try:
+                for _ in range(10_000):
+                    await asyncio.sleep(0)
+                    if all(task.done() for task in tasks):
+                        break
+                    pending = [i for i, ack in enumerate(held.acks) if not ack.done()]
+                    if not pending:
+                        continue
+                    index = data.draw(st.sampled_from(pending), label="answered send")
+                    if data.draw(st.booleans(), label="acknowledged"):
+                        held.acks[index].set_result("ok")
+                        version = codec.decode(held.sent[index] or b"").source.record_version
+                        acknowledged.append(version or 0)
+                    else:
+                        held.acks[index].set_exception(KafkaConnectionError("broker gone"))
                 else:
-                    held.acks[index].set_exception(KafkaConnectionError("broker gone"))
-            else:
-                raise AssertionError("the publishes never finished")
+                    raise AssertionError("the publishes never finished")
+            finally:
+                # hypothesis may end an example at any draw: no task outlives it, and a
+                # failed publish's error is collected here rather than reported at GC
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
     for task, version in zip(tasks, reported, strict=True):
         if task.exception() is None:
             assert any(a >= version for a in acknowledged), (
